@@ -1,0 +1,147 @@
+"""`slimtune finetune`: data -> tokenizer -> classifier -> train (here or on Ray Train) -> test -> save.
+
+Reads top to bottom. Everything that can fail on the user's input is checked before the first
+weight is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from slimtune import __version__, log
+from slimtune.data import DataSpec, TextData, load_data
+from slimtune.errors import SlimtuneError
+from slimtune.models import load_config, resolve_model
+from slimtune.train.loop import TrainSpec
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """One fine-tuning run."""
+
+    model: str
+    """builtin:minilm-l6, builtin:mpnet-base, a model folder, or a hub id."""
+    data: DataSpec
+    out: str
+    """Output folder: model/, metrics.json, split.json."""
+    train: TrainSpec = field(default_factory=TrainSpec)
+    max_length: int = 128
+    """Tokens per text; longer texts are truncated."""
+    workers: int | None = None
+    """Ray Train workers; 0 trains in this process; None: 1 under a cluster (RAY_ADDRESS), else 0."""
+    use_gpu: bool = False
+    """Train on GPUs (one per Ray worker); fail early if none is visible."""
+
+    def __post_init__(self):
+        if not 8 <= self.max_length <= 8192:
+            raise SlimtuneError(f"--max-length: must be between 8 and 8192, got {self.max_length}")
+        if self.workers is not None and self.workers < 0:
+            raise SlimtuneError(f"--workers: must be 0 (this process) or more, got {self.workers}")
+        if not self.out:
+            raise SlimtuneError("--out: give an output folder")
+
+    @property
+    def num_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return 1 if os.environ.get("RAY_ADDRESS") else 0
+
+
+def _check_gpu(spec: FinetuneSpec) -> None:
+    if spec.use_gpu and spec.num_workers == 0:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SlimtuneError("--use-gpu: no CUDA device is visible here; drop the flag or use --workers N on a GPU cluster")
+
+
+def _train(spec: FinetuneSpec, model, encoded, data: TextData, pad_token_id: int, out: Path):
+    """Train here or on Ray Train; return (train record, fixed start-up seconds, device name)."""
+    common = dict(num_labels=data.num_labels, pad_token_id=pad_token_id)
+    if spec.num_workers == 0:
+        from slimtune.train.loop import LocalContext, train
+
+        ctx = LocalContext("cuda" if spec.use_gpu else None)
+        log.info(f"training in this process on {ctx.device}")
+        record = train(model, encoded["train"], encoded["validation"], spec.train, ctx=ctx, **common)
+        return model.to("cpu"), record, 0.0, str(ctx.device)
+    from slimtune.train.ray_train import fit_on_ray
+
+    log.info(f"training on Ray Train with {spec.num_workers} worker(s)")
+    model, record, startup = fit_on_ray(
+        model, encoded["train"], encoded["validation"], spec.train, workers=spec.num_workers,
+        use_gpu=spec.use_gpu, storage=out / "ray", **common,
+    )
+    return model, record, startup, f"ray-train x{spec.num_workers} ({'cuda' if spec.use_gpu else 'cpu'})"
+
+
+def run_finetune(spec: FinetuneSpec) -> dict:
+    """Fine-tune and write `out/model/`, `out/metrics.json`, `out/split.json`; return the metrics."""
+    out = Path(spec.out)
+    resolved = resolve_model(spec.model)  # cheap checks first: names, folders, files, columns
+    data = load_data(spec.data)
+    _check_gpu(spec)
+    load_config(resolved)  # an unreachable hub id fails here, before tokenizing
+
+    from slimtune.data.tokenize import encode_data
+    from slimtune.models import load_classifier, load_tokenizer, num_parameters, save_model
+    from slimtune.train.loop import evaluate
+
+    tokenizer = load_tokenizer(resolved)
+    started = time.perf_counter()
+    encoded = encode_data(data, tokenizer, spec.max_length)
+    log.info(f"tokenized in {time.perf_counter() - started:.1f}s ({encoded['train'].num_tokens()} train tokens)")
+    model = load_classifier(resolved, data.label_names)
+    if spec.train.lr is None:
+        from slimtune.train.loop import auto_lr
+
+        spec = replace(spec, train=replace(spec.train, lr=auto_lr(model.config.hidden_size)))
+        log.info(f"learning rate {spec.train.lr:g} (chosen for hidden size {model.config.hidden_size}; set --lr to change)")
+    out.mkdir(parents=True, exist_ok=True)
+
+    model, record, startup, device = _train(spec, model, encoded, data, tokenizer.pad_token_id, out)
+    test = evaluate(model, encoded["test"], data.num_labels, tokenizer.pad_token_id,
+                    batch_size=spec.train.eval_batch_size)
+    log.info(f"test accuracy {test['accuracy']:.4f}, f1_macro {test['f1_macro']:.4f} ({len(data.test)} texts)")
+
+    save_model(model, tokenizer, out / "model", {
+        "slimtune_version": __version__,
+        "source_model": spec.model,
+        "label_names": list(data.label_names),
+        "max_length": spec.max_length,
+        "data_fingerprint": data.fingerprint,
+    })
+    (out / "split.json").write_text(json.dumps(data.split_info) + "\n")
+    metrics = {
+        "accuracy": test["accuracy"],
+        "f1_macro": test["f1_macro"],
+        "num_parameters": num_parameters(model),
+        "num_labels": data.num_labels,
+        "train_seconds": record.train_seconds,
+        "startup_seconds": startup,
+        "label_names": list(data.label_names),
+        "confusion": test["confusion"],
+        "best_epoch": record.best_epoch,
+        "validation": record.best_metrics,
+        "history": record.history,
+        "device": device,
+        "model": spec.model,
+        "data": {
+            "source": spec.data.source,
+            "fingerprint": data.fingerprint,
+            "train_rows": len(data.train),
+            "validation_rows": len(data.validation),
+            "test_rows": len(data.test),
+            "test_split": {k: v for k, v in data.split_info["test"].items() if k != "row_indices"},
+        },
+        "train": asdict(spec.train),
+        "max_length": spec.max_length,
+        "slimtune_version": __version__,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info(f"wrote {out / 'model'} and {out / 'metrics.json'}")
+    return metrics
