@@ -5,8 +5,10 @@ Only Ray adapters, the search driver and the CLI import this module (and `ray`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 
 from slimtune import log
 
@@ -18,9 +20,19 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
 
     if ray.is_initialized():
         return
-    common = dict(logging_level=logging.WARNING, log_to_driver=True, configure_logging=True)
-    # Workers must not start tokenizers' thread pools next to torch's: it only oversubscribes.
-    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_V2_ENABLED": "1"}}
+
+    # Workers' output (Ray Train's tables, library warnings) stays in Ray's log files; our
+    # progress lines reach the terminal through `progress_relay`.
+    common = dict(logging_level=logging.ERROR, log_to_driver=False)
+    runtime_env = {
+        "env_vars": {
+            # tokenizers' thread pool next to torch's only oversubscribes the cores
+            "TOKENIZERS_PARALLELISM": "false",
+            # Train V2 patches print() into its logger, which also writes to stderr: every line
+            # reached the terminal twice. Our lines are rank-0 only already.
+            "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+        }
+    }
     address = os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, runtime_env=runtime_env, **common)
@@ -36,6 +48,40 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
     )
     resources = ray.cluster_resources()
     log.info(
-        f"started a local Ray ({int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs); "
-        "set RAY_ADDRESS to use a cluster"
+        f"started a local Ray ({int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs; "
+        "its logs: /tmp/ray/session_latest/logs); set RAY_ADDRESS to use a cluster"
     )
+
+
+@contextlib.contextmanager
+def progress_relay():
+    """A queue that Ray workers put progress lines on; a driver thread prints them as they come.
+
+    Yields the queue to hand to the workers (see `forward_progress`)."""
+    from ray.util.queue import Empty, Queue
+
+    queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})
+    stop = threading.Event()
+
+    def pump():
+        while True:
+            try:
+                log.info(queue.get(timeout=0.5).removeprefix("[slimtune] "))
+            except Empty:
+                if stop.is_set():
+                    return
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield queue
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        queue.shutdown()
+
+
+def forward_progress(queue) -> None:
+    """In a Ray worker: send `log.info` lines to the driver's relay."""
+    if queue is not None:
+        log.set_sink(lambda line: queue.put(line, timeout=5))

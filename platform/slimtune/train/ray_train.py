@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from slimtune.ray_session import ensure_ray
+from slimtune.ray_session import ensure_ray, forward_progress, progress_relay
 from slimtune.train.loop import TrainResult, TrainSpec, train
 
 _JSON_STATE_KEYS = ("best_score", "best_epoch", "best_metrics", "epoch", "step", "history",
@@ -90,6 +90,8 @@ class RayContext:
 
 def _worker_loop(config: dict) -> None:
     payload = ray.get(config["payload"])
+    if ray.train.get_context().get_world_rank() == 0:
+        forward_progress(config["progress"])
     torch.set_num_threads(max(1, int(config["threads"])))
     train(
         payload["model"],
@@ -119,21 +121,22 @@ def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: in
     payload = ray.put({"model": model, "train": train_split, "validation": val_split,
                        "loss_fn": loss_fn or cross_entropy_loss})
     run_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"  # never resume by accident
-    trainer = TorchTrainer(
-        _worker_loop,
-        train_loop_config={"payload": payload, "spec": spec, "num_labels": num_labels,
-                           "pad_token_id": pad_token_id, "threads": threads},
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
-                                     resources_per_worker=None if use_gpu else {"CPU": threads}),
-        run_config=RunConfig(
-            name=run_name,
-            storage_path=str(Path(storage).resolve()),
-            checkpoint_config=CheckpointConfig(num_to_keep=1),
-            failure_config=FailureConfig(max_failures=max_failures),
-        ),
-    )
     started = time.perf_counter()
-    result = trainer.fit()
+    with progress_relay() as progress:
+        trainer = TorchTrainer(
+            _worker_loop,
+            train_loop_config={"payload": payload, "spec": spec, "num_labels": num_labels,
+                               "pad_token_id": pad_token_id, "threads": threads, "progress": progress},
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                         resources_per_worker=None if use_gpu else {"CPU": threads}),
+            run_config=RunConfig(
+                name=run_name,
+                storage_path=str(Path(storage).resolve()),
+                checkpoint_config=CheckpointConfig(num_to_keep=1),
+                failure_config=FailureConfig(max_failures=max_failures),
+            ),
+        )
+        result = trainer.fit()
     wall = time.perf_counter() - started
     if result.error:
         raise result.error
