@@ -137,7 +137,8 @@ def _optimizer(model, spec: TrainSpec):
             (no_decay if param.ndim < 2 else decay).append(param)
     groups = [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     lr = spec.lr if spec.lr is not None else auto_lr(getattr(getattr(model, "config", None), "hidden_size", 768))
-    return torch.optim.AdamW(groups, lr=lr)
+    on_cuda = next(model.parameters()).is_cuda
+    return torch.optim.AdamW(groups, lr=lr, fused=on_cuda)  # one kernel per step on a GPU
 
 
 def _linear_warmup_decay(optimizer, warmup: int, total: int):

@@ -88,8 +88,18 @@ class RayContext:
             ray.train.report(metrics=metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
+def _own_memory(model: torch.nn.Module) -> torch.nn.Module:
+    """Copy weights out of the object store: tensors from `ray.get` may be views of Ray's shared
+    memory, and training updates them in place every step."""
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            tensor.data = tensor.data.clone()
+    return model
+
+
 def _worker_loop(config: dict) -> None:
     payload = ray.get(config["payload"])
+    _own_memory(payload["model"])
     if ray.train.get_context().get_world_rank() == 0:
         forward_progress(config["progress"])
     torch.set_num_threads(max(1, int(config["threads"])))
@@ -107,7 +117,7 @@ def _worker_loop(config: dict) -> None:
 
 def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: int, pad_token_id: int,
                workers: int, use_gpu: bool, storage: Path, loss_fn=None, name: str = "finetune",
-               max_failures: int = 2) -> tuple[torch.nn.Module, TrainResult, float]:
+               max_failures: int = 2, threads: int | None = None) -> tuple[torch.nn.Module, TrainResult, float]:
     """Train on `workers` Ray Train workers; return the model with the best epoch's weights, the
     run's record, and the fixed start-up seconds (actor start, imports, process group)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -117,7 +127,7 @@ def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: in
 
     ensure_ray()
     cpus = ray.cluster_resources().get("CPU", 1)
-    threads = 1 if use_gpu else max(1, int(cpus // workers))
+    threads = threads or (1 if use_gpu else max(1, int(cpus // workers)))
     payload = ray.put({"model": model, "train": train_split, "validation": val_split,
                        "loss_fn": loss_fn or cross_entropy_loss})
     run_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"  # never resume by accident

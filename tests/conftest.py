@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny word-level tokenizer and BERT (2 layers, hidden 32) built from config,
+a learnable two-class text task, and one session-scoped 2-CPU Ray cluster for `ray` tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # unit tests never download
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A local Hugging Face folder (config, safetensors, tokenizer) of a random tiny BERT."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = build_tokenizer()
+    build_tiny_bert(vocab_size=len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def texts_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "texts.csv"
+    make_texts(240).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """One 2-CPU Ray for every `ray` test, dashboard on (see NOTES.md); shut down by its own means."""
+    ray = pytest.importorskip("ray")
+    from slimtune.ray_session import ensure_ray
+
+    os.environ.pop("RAY_ADDRESS", None)
+    ensure_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,88 @@
+"""The real `slimtune` command, end to end on a tiny model, and its one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import make_texts
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def slimtune(*args, timeout=300):
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "slimtune.cli.main", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=ENV)
+    return proc, time.perf_counter() - started
+
+
+def test_finetune_end_to_end(tiny_model_dir, texts_csv, tmp_path):
+    out = tmp_path / "run"
+    proc, _ = slimtune("finetune", "--model", tiny_model_dir, "--data", texts_csv, "--out", out,
+                       "--epochs", "3", "--batch-size", "16", "--lr", "3e-3", "--workers", "0")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "f1_macro", "num_parameters", "num_labels", "train_seconds"):
+        assert key in metrics
+    assert summary["accuracy"] == metrics["accuracy"] >= 0.9
+    assert metrics["num_labels"] == 2 and metrics["label_names"] == ["neg", "pos"]
+    assert "step" in proc.stderr and "samples/s" in proc.stderr and "eta" in proc.stderr
+    split = json.loads((out / "split.json").read_text())
+    assert split["test"]["seed"] == 42 and len(split["test"]["row_indices"]) == 48
+
+    # the saved model loads in plain transformers, labels included
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(out / "model")
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+    logits = model(**tokenizer(["sunny warm bright day"], return_tensors="pt", return_token_type_ids=False)).logits
+    assert model.config.id2label[int(logits.argmax())] == "pos"
+
+
+def _bad(tmp_path, texts_csv, tiny_model_dir):
+    frame = make_texts(60)
+    (tmp_path / "latin1.csv").write_bytes("text,label\ncaf\xe9,a\nthe,b\n".encode("latin-1"))
+    frame.rename(columns={"label": "y"}).to_csv(tmp_path / "nolabel.csv", index=False)
+    (tmp_path / "empty.csv").write_text("text,label\n")
+    frame.assign(label="x").to_csv(tmp_path / "oneclass.csv", index=False)
+    frame.assign(text="").to_csv(tmp_path / "notext.csv", index=False)
+    (tmp_path / "split").mkdir()
+    frame.to_csv(tmp_path / "split" / "train.csv", index=False)
+    frame.assign(label="new").to_csv(tmp_path / "split" / "test.csv", index=False)
+    (tmp_path / "data.xml").write_text("<a/>")
+    m = str(tiny_model_dir)
+    return [
+        (["--model", m, "--data", tmp_path / "missing.csv"], "does not exist"),
+        (["--model", m, "--data", tmp_path / "data.xml"], "unknown file format"),
+        (["--model", m, "--data", tmp_path / "nolabel.csv"], "columns: text, y"),
+        (["--model", m, "--data", tmp_path / "empty.csv"], "has no rows"),
+        (["--model", m, "--data", tmp_path / "oneclass.csv"], "single class"),
+        (["--model", m, "--data", tmp_path / "notext.csv"], "every text"),
+        (["--model", m, "--data", tmp_path / "split"], "never seen in training"),
+        (["--model", m, "--data", tmp_path / "latin1.csv"], "not UTF-8"),
+        (["--model", "builtin:gpt-17", "--data", texts_csv], "unknown built-in model"),
+        (["--model", m, "--data", texts_csv, "--epochs", "0"], "--epochs"),
+    ]
+
+
+def test_bad_input_one_line_fast(tmp_path, texts_csv, tiny_model_dir):
+    for args, words in _bad(tmp_path, texts_csv, tiny_model_dir):
+        proc, seconds = slimtune("finetune", *args, "--out", tmp_path / "o", timeout=60)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert seconds < 20, (args, seconds)
+
+
+def test_help_and_missing_flags():
+    proc, _ = slimtune("finetune", "--help")
+    assert proc.returncode == 0 and "--max-train-samples" in proc.stdout
+    proc, _ = slimtune("finetune", "--data", "x.csv")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "--model" in proc.stderr
