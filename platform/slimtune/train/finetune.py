@@ -95,6 +95,9 @@ def run_finetune(spec: FinetuneSpec) -> dict:
     started = time.perf_counter()
     encoded = encode_data(data, tokenizer, spec.max_length)
     log.info(f"tokenized in {time.perf_counter() - started:.1f}s ({encoded['train'].num_tokens()} train tokens)")
+    import torch
+
+    torch.manual_seed(spec.train.seed)  # the new classifier head is drawn here: seed it too
     model = load_classifier(resolved, data.label_names)
     if spec.train.lr is None:
         from slimtune.train.loop import auto_lr
