@@ -1,4 +1,5 @@
-"""Models stage: built-in names, resolving and loading, saving with labels."""
+"""Models stage: built-in names, resolving and loading, saving with labels; `surgery` (imports
+transformers) removes heads, FFN neurons and layers."""
 
 from slimtune.models.builtin import BUILTIN_MODELS, builtin_model_path
 from slimtune.models.load import (
@@ -9,6 +10,7 @@ from slimtune.models.load import (
     read_model_info,
     resolve_model,
     save_model,
+    size_mb,
 )
 
 __all__ = [
@@ -21,4 +23,5 @@ __all__ = [
     "read_model_info",
     "resolve_model",
     "save_model",
+    "size_mb",
 ]

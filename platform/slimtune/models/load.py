@@ -96,14 +96,36 @@ def load_tokenizer(resolved: str, flag: str = "--model"):
     return tokenizer
 
 
-def load_classifier(resolved: str, label_names: tuple[str, ...]):
-    """A sequence classifier with `len(label_names)` outputs; a new head if the labels differ."""
+def _load_shaped(resolved: str, config, shape: dict, label_names, attn_implementation):
+    """A pruned model whose per-layer sizes only `slimtune.json` knows: rebuild, then load."""
+    from safetensors.torch import load_file
+
+    from slimtune.models.surgery import rebuild
+
+    if list(config.id2label.values()) != list(label_names):
+        raise SlimtuneError(
+            f"--model: {resolved} is a pruned model for labels {list(config.id2label.values())}, "
+            f"not {list(label_names)}; prune a model fine-tuned on this data"
+        )
+    model = rebuild(config, shape, attn_implementation)
+    model.load_state_dict(load_file(Path(resolved) / "model.safetensors"), strict=True)
+    return model
+
+
+def load_classifier(resolved: str, label_names: tuple[str, ...], attn_implementation: str | None = None):
+    """A sequence classifier with `len(label_names)` outputs; a new head if the labels differ.
+
+    `attn_implementation="eager"` is needed to read attention maps (attention distillation)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     _quiet_transformers()
     config = load_config(resolved)
+    shape = read_model_info(resolved).get("shape") if Path(resolved).is_dir() else None
+    if shape:
+        return _load_shaped(resolved, config, shape, label_names, attn_implementation)
     same_labels = list(getattr(config, "id2label", {}).values()) == list(label_names)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     model = AutoModelForSequenceClassification.from_pretrained(
         resolved,
         num_labels=len(label_names),
@@ -113,6 +135,7 @@ def load_classifier(resolved: str, label_names: tuple[str, ...]):
         use_safetensors=True,
         trust_remote_code=False,
         dtype=torch.float32,
+        **extra,
     )
     if not same_labels:
         log.info(f"model {resolved}: new classifier head for {len(label_names)} labels")
@@ -123,10 +146,19 @@ def num_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def size_mb(model) -> float:
+    """Size of the weights in memory (fp32 unless cast), in MB (10^6 bytes)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6
+
+
 def save_model(model, tokenizer, folder: Path, info: dict) -> Path:
-    """Write weights (safetensors), config with labels, tokenizer files and `slimtune.json`."""
+    """Write weights (safetensors), config with labels, tokenizer files and `slimtune.json`
+    (with the per-layer shape when pruning made layers differ from the config)."""
+    from slimtune.models.surgery import model_shape
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    info = {**info, "shape": model_shape(model)}
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     (folder / SLIMTUNE_FILE).write_text(json.dumps(info, indent=2) + "\n")
