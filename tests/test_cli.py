@@ -86,3 +86,32 @@ def test_help_and_missing_flags():
     proc, _ = slimtune("finetune", "--data", "x.csv")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "--model" in proc.stderr
+
+
+def test_prune_then_distill_end_to_end(tiny_model_dir, texts_csv, tmp_path):
+    teacher = tmp_path / "teacher"
+    proc, _ = slimtune("finetune", "--model", tiny_model_dir, "--data", texts_csv, "--out", teacher,
+                       "--epochs", "3", "--batch-size", "16", "--lr", "3e-3", "--workers", "0")
+    assert proc.returncode == 0, proc.stderr
+    pruned = tmp_path / "pruned"
+    proc, _ = slimtune("prune", "--model", teacher, "--data", texts_csv, "--out", pruned,
+                       "--layers", "1", "--heads", "0.5", "--ffn", "0.5", "--importance", "taylor")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((pruned / "metrics.json").read_text())
+    for key in ("accuracy", "f1_macro", "num_parameters", "encoder_flops", "size_mb"):
+        assert key in metrics
+    assert metrics["flops_ratio"] < 0.3 and metrics["pruned"]["kept_layers"] == [1]
+    student = tmp_path / "student"
+    proc, _ = slimtune("distill", "--teacher", teacher, "--student", pruned, "--data", texts_csv, "--out", student,
+                       "--epochs", "2", "--batch-size", "16", "--lr", "3e-3", "--workers", "0")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["layer_map"] == [1]  # the pruned student learns from the layer it came from
+    assert metrics["encoder_flops"] < metrics["teacher"]["encoder_flops"]
+    assert metrics["accuracy"] >= 0.9
+
+
+def test_distill_bad_student_fails_fast(tiny_model_dir, texts_csv, tmp_path):
+    proc, seconds = slimtune("distill", "--teacher", tiny_model_dir, "--student", "random:layers=2,width=9",
+                             "--data", texts_csv, "--out", tmp_path / "o", timeout=60)
+    assert proc.returncode == 2 and "width=9" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

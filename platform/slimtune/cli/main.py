@@ -59,6 +59,90 @@ def _cmd_finetune(args) -> dict:
     return run_finetune(spec)
 
 
+def _layers_arg(text: str):
+    """`--layers 3` keeps 3 evenly spaced layers; `--layers 0,2,5` keeps exactly those."""
+    try:
+        return tuple(int(x) for x in text.split(",")) if "," in text else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a count (3) or indices (0,2,5), not {text!r}") from None
+
+
+def _prune_parser(sub) -> None:
+    p = sub.add_parser("prune", help="remove attention heads, FFN neurons and layers for real",
+                       description="Structured pruning: physically remove heads, FFN neurons and whole layers. Writes DIR/model/ and DIR/metrics.json (with encoder_flops, size_mb, num_parameters and the teacher's figures).")
+    p.add_argument("--model", required=True, help="a fine-tuned model folder (e.g. a finetune output)")
+    _add_data_flags(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--heads", type=float, default=0.0, metavar="R", help="fraction of attention heads removed (each layer keeps one)")
+    p.add_argument("--ffn", type=float, default=0.0, metavar="R", help="fraction of FFN neurons removed")
+    p.add_argument("--layers", type=_layers_arg, default=None, metavar="K", help="layers kept: a count (evenly spaced, last kept) or indices like 0,2,5")
+    p.add_argument("--importance", default="taylor", help="taylor (|w x grad| on calibration batches, default) or magnitude")
+    p.add_argument("--scope", default="layer", help="layer: same ratio per layer (default); global: rank units model-wide")
+    p.add_argument("--sparsity", type=float, default=0.0, metavar="R", help="unstructured magnitude sparsity on top (size effect only)")
+    p.add_argument("--recover-epochs", type=int, default=0, help="fine-tune epochs after pruning (default 0; distil instead)")
+    p.add_argument("--max-length", type=int, default=128)
+    p.set_defaults(func=_cmd_prune)
+
+
+def _cmd_prune(args) -> dict:
+    from slimtune.data import DataSpec
+    from slimtune.prune.run import PruneSpec, run_prune
+
+    layers = args.layers
+    return run_prune(PruneSpec(
+        model=args.model,
+        data=DataSpec(args.data, args.text_column, args.label_column, max_train_samples=args.max_train_samples, seed=args.seed),
+        out=args.out, heads=args.heads, ffn=args.ffn,
+        layers=layers if isinstance(layers, int) else None,
+        keep_layer_indices=layers if isinstance(layers, tuple) else None,
+        importance=args.importance, scope=args.scope, sparsity=args.sparsity,
+        recover_epochs=args.recover_epochs, max_length=args.max_length,
+    ))
+
+
+def _distill_parser(sub) -> None:
+    p = sub.add_parser("distill", help="distil a fine-tuned teacher into a student",
+                       description="Knowledge distillation on the training loop (here or on Ray Train). Writes DIR/model/ and DIR/metrics.json (with encoder_flops, size_mb and the teacher's figures).")
+    p.add_argument("--teacher", required=True, help="a fine-tuned model folder")
+    p.add_argument("--student", required=True, help="a model folder (e.g. prune output), a model name (builtin:minilm-l6), or random:layers=4,hidden=256,heads=4,ffn=1024")
+    _add_data_flags(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--epochs", type=int, default=3, help="passes over the training data (default 3)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: by student width)")
+    p.add_argument("--temperature", type=float, default=2.0, help="softening of the logit loss (default 2)")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the teacher's soft targets vs hard labels (default 0.5)")
+    p.add_argument("--hidden-weight", type=float, default=0.0, help="weight of hidden-state MSE (default 0: off)")
+    p.add_argument("--attention-weight", type=float, default=0.0, help="weight of attention KL (default 0: off)")
+    p.add_argument("--layer-map", default=None, help="teacher layer per student layer, e.g. 1,3,5 (default: the pruned layers' origin, else uniform)")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--workers", type=int, default=None, help="Ray Train workers; 0 = this process")
+    p.add_argument("--use-gpu", action="store_true")
+    p.set_defaults(func=_cmd_distill)
+
+
+def _cmd_distill(args) -> dict:
+    from slimtune.data import DataSpec
+    from slimtune.distill import DistillSpec, LossSpec, run_distill
+    from slimtune.train.loop import TrainSpec
+
+    layer_map = None
+    if args.layer_map:
+        try:
+            layer_map = tuple(int(x) for x in args.layer_map.split(","))
+        except ValueError:
+            raise SlimtuneError(f"--layer-map: comma-separated layer numbers, e.g. 1,3,5, not {args.layer_map!r}") from None
+    return run_distill(DistillSpec(
+        teacher=args.teacher, student=args.student,
+        data=DataSpec(args.data, args.text_column, args.label_column, max_train_samples=args.max_train_samples, seed=args.seed),
+        out=args.out,
+        loss=LossSpec(temperature=args.temperature, alpha=args.alpha, hidden_weight=args.hidden_weight,
+                      attention_weight=args.attention_weight, layer_map=layer_map),
+        train=TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
+        max_length=args.max_length, workers=args.workers, use_gpu=args.use_gpu,
+    ))
+
+
 def _run_parser(sub) -> None:
     p = sub.add_parser("run", help="run a job file (the whole pipeline)",
                        description="Run the stages a job file names. key=value pairs override the file, e.g. finetune.epochs=2.")
@@ -81,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"slimtune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _finetune_parser(sub)
+    _prune_parser(sub)
+    _distill_parser(sub)
     _run_parser(sub)
     return parser
 
@@ -96,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slimtune {args.command}: interrupted", file=sys.stderr)
         return 130
     if isinstance(result, dict):
-        summary = {k: result[k] for k in ("accuracy", "f1_macro", "num_parameters", "train_seconds") if k in result}
+        keys = ("accuracy", "f1_macro", "num_parameters", "encoder_flops", "size_mb", "train_seconds")
+        summary = {k: result[k] for k in keys if k in result}
         print(json.dumps(summary))
     return 0
 

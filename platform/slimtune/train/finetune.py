@@ -59,22 +59,30 @@ def _check_gpu(spec: FinetuneSpec) -> None:
             raise SlimtuneError("--use-gpu: no CUDA device is visible here; drop the flag or use --workers N on a GPU cluster")
 
 
-def _train(spec: FinetuneSpec, model, encoded, data: TextData, pad_token_id: int, out: Path):
-    """Train here or on Ray Train; return (train record, fixed start-up seconds, device name)."""
+def train_model(spec: FinetuneSpec, model, encoded, data: TextData, pad_token_id: int, out: Path, loss_fn=None):
+    """Train here or on Ray Train; return (model, train record, fixed start-up seconds, device).
+
+    Shared by finetune and distill (which passes its own `loss_fn`)."""
+    from slimtune.train.loop import auto_lr, cross_entropy_loss
+
+    if spec.train.lr is None:
+        spec = replace(spec, train=replace(spec.train, lr=auto_lr(model.config.hidden_size)))
+        log.info(f"learning rate {spec.train.lr:g} (chosen for hidden size {model.config.hidden_size}; set --lr to change)")
+    loss_fn = loss_fn or cross_entropy_loss
     common = dict(num_labels=data.num_labels, pad_token_id=pad_token_id)
     if spec.num_workers == 0:
         from slimtune.train.loop import LocalContext, train
 
         ctx = LocalContext("cuda" if spec.use_gpu else None)
         log.info(f"training in this process on {ctx.device}")
-        record = train(model, encoded["train"], encoded["validation"], spec.train, ctx=ctx, **common)
+        record = train(model, encoded["train"], encoded["validation"], spec.train, ctx=ctx, loss_fn=loss_fn, **common)
         return model.to("cpu"), record, 0.0, str(ctx.device)
     from slimtune.train.ray_train import fit_on_ray
 
     log.info(f"training on Ray Train with {spec.num_workers} worker(s)")
     model, record, startup = fit_on_ray(
         model, encoded["train"], encoded["validation"], spec.train, workers=spec.num_workers,
-        use_gpu=spec.use_gpu, storage=out / "ray", **common,
+        use_gpu=spec.use_gpu, storage=out / "ray", loss_fn=loss_fn, **common,
     )
     return model, record, startup, f"ray-train x{spec.num_workers} ({'cuda' if spec.use_gpu else 'cpu'})"
 
@@ -99,14 +107,9 @@ def run_finetune(spec: FinetuneSpec) -> dict:
 
     torch.manual_seed(spec.train.seed)  # the new classifier head is drawn here: seed it too
     model = load_classifier(resolved, data.label_names)
-    if spec.train.lr is None:
-        from slimtune.train.loop import auto_lr
-
-        spec = replace(spec, train=replace(spec.train, lr=auto_lr(model.config.hidden_size)))
-        log.info(f"learning rate {spec.train.lr:g} (chosen for hidden size {model.config.hidden_size}; set --lr to change)")
     out.mkdir(parents=True, exist_ok=True)
 
-    model, record, startup, device = _train(spec, model, encoded, data, tokenizer.pad_token_id, out)
+    model, record, startup, device = train_model(spec, model, encoded, data, tokenizer.pad_token_id, out)
     test = evaluate(model, encoded["test"], data.num_labels, tokenizer.pad_token_id,
                     batch_size=spec.train.eval_batch_size)
     log.info(f"test accuracy {test['accuracy']:.4f}, f1_macro {test['f1_macro']:.4f} ({len(data.test)} texts)")

@@ -1,0 +1,138 @@
+"""Distillation losses and the training-loop hook that combines them.
+
+- logits: KL between temperature-softened distributions (x T^2, Hinton et al.), mixed with
+  cross-entropy on the hard labels;
+- hidden states: MSE between mapped layers, through a learned projection when widths differ;
+- attention: KL between attention distributions of mapped layers, head by head when the head
+  counts match, else between head-averaged maps.
+
+The teacher's logits come from a cache (computed once per data and teacher); hidden states and
+attention maps, too large to keep for every example, come from the live teacher when asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """What the student learns from."""
+
+    temperature: float = 2.0
+    """Softening of both distributions in the logit loss."""
+    alpha: float = 0.5
+    """Weight of the teacher's soft targets; 1 - alpha goes to the hard labels."""
+    hidden_weight: float = 0.0
+    """Weight of the hidden-state MSE (0: off)."""
+    attention_weight: float = 0.0
+    """Weight of the attention KL (0: off)."""
+    layer_map: tuple[int, ...] | None = None
+    """Teacher layer for each student layer (0-based); None: the pruned layers' origin, or uniform."""
+
+
+def logit_loss(student, teacher, labels, temperature: float, alpha: float) -> torch.Tensor:
+    t = temperature
+    soft = F.kl_div(F.log_softmax(student.float() / t, -1), F.softmax(teacher.float() / t, -1), reduction="batchmean")
+    hard = F.cross_entropy(student.float(), labels)
+    return alpha * soft * t * t + (1 - alpha) * hard
+
+
+def hidden_loss(student_states, teacher_states, mask) -> torch.Tensor:
+    """Mean over mapped layers of the MSE over real (not padding) token positions."""
+    keep = mask.bool()
+    losses = [F.mse_loss(s[keep].float(), t[keep].float()) for s, t in zip(student_states, teacher_states)]
+    return torch.stack(losses).mean()
+
+
+def attention_loss(student_maps, teacher_maps, mask) -> torch.Tensor:
+    """KL(teacher || student) of each real query's attention row, averaged over layers."""
+    losses = []
+    rows = mask.bool()
+    for s, t in zip(student_maps, teacher_maps):
+        if s.shape[1] != t.shape[1]:  # different head counts: compare head-averaged maps
+            s, t = s.mean(1, keepdim=True), t.mean(1, keepdim=True)
+        s = s.permute(0, 2, 1, 3)[rows].float().clamp_min(1e-9)  # (real queries, heads, keys)
+        t = t.permute(0, 2, 1, 3)[rows].float()
+        losses.append((t * (t.clamp_min(1e-9).log() - s.log())).sum(-1).mean())
+    return torch.stack(losses).mean()
+
+
+class DistillModule(nn.Module):
+    """The student plus the projections that hidden-state distillation trains along with it.
+
+    Its forward returns what the losses need; `.logits` alone is what evaluation reads."""
+
+    def __init__(self, student, teacher_hidden: int, spec: LossSpec, layer_map: list[int]):
+        super().__init__()
+        self.student = student
+        self.config = student.config
+        self.layer_map = layer_map
+        self.want_hidden = spec.hidden_weight > 0
+        self.want_attention = spec.attention_weight > 0
+        width = student.config.hidden_size
+        self.projections = nn.ModuleList(
+            [nn.Linear(width, teacher_hidden) for _ in layer_map] if self.want_hidden and width != teacher_hidden else []
+        )
+
+    def forward(self, input_ids, attention_mask, **_):
+        out = self.student(input_ids=input_ids, attention_mask=attention_mask,
+                           output_hidden_states=self.want_hidden, output_attentions=self.want_attention)
+        hidden = []
+        if self.want_hidden:
+            hidden = list(out.hidden_states[1:])  # [0] is the embeddings
+            if len(self.projections):
+                hidden = [p(h) for p, h in zip(self.projections, hidden)]
+        return SimpleNamespace(logits=out.logits, hidden=hidden, attentions=out.attentions)
+
+
+class DistillLoss:
+    """`loss_fn` for the training loop: cached teacher logits, live teacher for the rest."""
+
+    def __init__(self, spec: LossSpec, layer_map: list[int], teacher_logits: torch.Tensor | None = None,
+                 teacher=None, teacher_split=None, teacher_pad_id: int | None = None):
+        self.spec = spec
+        self.layer_map = layer_map
+        self.teacher_logits = teacher_logits
+        self.teacher = teacher
+        self.teacher_split = teacher_split  # teacher-tokenized training texts, by example index
+        self.teacher_pad_id = teacher_pad_id
+        self.needs_live = teacher_logits is None or spec.hidden_weight > 0 or spec.attention_weight > 0
+
+    def _live(self, batch, device):
+        from slimtune.data.tokenize import PadCollator
+
+        if self.teacher_split is not None:
+            rows = [self.teacher_split[i] for i in batch["index"].tolist()]
+            t_batch = {k: v.to(device) for k, v in PadCollator(self.teacher_pad_id)(rows).items()}
+        else:
+            t_batch = batch
+        self.teacher.to(device).eval()
+        with torch.no_grad():
+            return self.teacher(input_ids=t_batch["input_ids"], attention_mask=t_batch["attention_mask"],
+                                output_hidden_states=self.spec.hidden_weight > 0,
+                                output_attentions=self.spec.attention_weight > 0)
+
+    def __call__(self, model, batch) -> torch.Tensor:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        device = out.logits.device
+        live = self._live(batch, device) if self.needs_live else None
+        if self.teacher_logits is not None:
+            target = self.teacher_logits.index_select(0, batch["index"].cpu()).to(device)
+        else:
+            target = live.logits
+        s = self.spec
+        loss = logit_loss(out.logits, target, batch["labels"], s.temperature, s.alpha)
+        mask = batch["attention_mask"]
+        if s.hidden_weight > 0:
+            teacher_states = [live.hidden_states[t + 1] for t in self.layer_map]
+            loss = loss + s.hidden_weight * hidden_loss(out.hidden, teacher_states, mask)
+        if s.attention_weight > 0:
+            teacher_maps = [live.attentions[t] for t in self.layer_map]
+            loss = loss + s.attention_weight * attention_loss(out.attentions, teacher_maps, mask)
+        return loss
