@@ -1,0 +1,30 @@
+"""Distillation runs on Ray Train unchanged: the loss hook and the cached logits travel along."""
+
+import pytest
+
+from slimtune.data.tokenize import encode
+from slimtune.distill.cache import compute_logits
+from slimtune.distill.losses import DistillLoss, DistillModule, LossSpec
+from slimtune.train.loop import TrainSpec
+from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def test_distill_on_two_workers(ray_cluster, tmp_path):
+    from slimtune.train.ray_train import fit_on_ray
+
+    tok = build_tokenizer()
+    frame = make_texts(160, seed=3)
+    labels = (frame["label"] == "pos").astype(int)
+    train_split = encode(frame["text"][:128], labels[:128], tok, 32)
+    val_split = encode(frame["text"][128:], labels[128:], tok, 32)
+    teacher = build_tiny_bert(vocab_size=len(tok)).eval()
+    logits = compute_logits(teacher, train_split, tok.pad_token_id)
+    module = DistillModule(build_tiny_bert(vocab_size=len(tok)), 32, LossSpec(), [0, 1])
+    loss_fn = DistillLoss(LossSpec(alpha=0.3), [0, 1], teacher_logits=logits)
+    module, record, _ = fit_on_ray(module, train_split, val_split, TrainSpec(epochs=2, batch_size=16, lr=3e-3),
+                                   num_labels=2, pad_token_id=tok.pad_token_id, workers=2, use_gpu=False,
+                                   storage=tmp_path, loss_fn=loss_fn, name="distill")
+    assert len(record.history) == 2 and record.steps == 16
+    assert record.best_metrics["accuracy"] >= 0.8
