@@ -143,6 +143,129 @@ def _cmd_distill(args) -> dict:
     ))
 
 
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="export to ONNX fp32 + int8, checked and benchmarked, as a bundle",
+                       description="Export a model folder to an ONNX bundle that runs with onnxruntime alone: model.onnx, model.int8.onnx, tokenizer files, labels.json, manifest.json, README.md.")
+    p.add_argument("--model", required=True, help="a model folder (finetune, prune or distill output)")
+    p.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder (new or empty)")
+    p.add_argument("--data", default=None, help="dataset whose test split gives accuracy_fp32/int8 and parity texts")
+    p.add_argument("--int8", action="store_true", default=True, help="write model.int8.onnx (default: on)")
+    p.add_argument("--no-int8", dest="int8", action="store_false", help="fp32 only")
+    p.add_argument("--static-int8", action="store_true", help="static int8 calibrated on training texts (needs --data)")
+    p.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip ONNX Runtime graph fusions")
+    p.add_argument("--seq", type=int, default=128, help="sequence length of the latency measurement (128)")
+    p.add_argument("--threads", type=int, default=None, help="threads of the latency measurement (all cores)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> dict:
+    from slimtune.export.bundle import ExportSpec, run_export
+
+    manifest = run_export(ExportSpec(model=args.model, out=args.out, int8=args.int8, static_int8=args.static_int8,
+                                     data=args.data, optimize=args.optimize, seq=args.seq, threads=args.threads))
+    keys = ("parity_max_abs_diff", "accuracy_fp32", "accuracy_int8", "latency_ms_p50_fp32", "latency_ms_p50_int8",
+            "size_mb_fp32", "size_mb_int8", "opset")
+    return {"print": {k: manifest[k] for k in keys}}
+
+
+def _bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="latency percentiles and throughput of a bundle or a model folder",
+                       description="Measure p50/p90/p99 latency (batch --batch) and throughput (batch 32). JSON on stdout.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bundle", help="a bundle folder (ONNX Runtime)")
+    source.add_argument("--model", help="a model folder (PyTorch eager)")
+    p.add_argument("--int8", action="store_true", help="measure the bundle's int8 model")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--iters", type=int, default=50)
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args) -> dict:
+    from pathlib import Path
+
+    if args.bundle:
+        from slimtune.export.benchmark import bench_onnx
+
+        name = "model.int8.onnx" if args.int8 else "model.onnx"
+        path = Path(args.bundle) / name
+        if not path.exists():
+            raise SlimtuneError(f"--bundle: {path} not found; give a folder written by `slimtune export`")
+        report = bench_onnx(path, args.seq, args.threads, args.iters, batch=args.batch)
+    else:
+        from slimtune.export.benchmark import bench_torch
+        from slimtune.models import load_classifier, load_config, resolve_model
+
+        resolved = resolve_model(args.model)
+        config = load_config(resolved)
+        model = load_classifier(resolved, tuple(config.id2label[i] for i in range(config.num_labels)))
+        report = bench_torch(model, args.seq, args.threads, args.iters, batch=args.batch)
+    return {"print": report}
+
+
+def _open_bundle(path: str):
+    from slimtune.export.runtime import Bundle
+
+    try:
+        return Bundle(path)
+    except (FileNotFoundError, OSError) as exc:
+        raise SlimtuneError(f"--bundle: {exc}") from None
+
+
+def _eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="accuracy and macro-F1 of a bundle on a test split (onnxruntime only)")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--data", required=True, help="a dataset (its test split), or with only onnxruntime installed a CSV/TSV/JSON/JSONL file")
+    p.add_argument("--text-column", default=None)
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--seed", type=int, default=42, help="seed of the test split when one is carved out (42)")
+    p.add_argument("--int8", action="store_true", help="evaluate model.int8.onnx")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args) -> dict:
+    from slimtune.export.runtime import Bundle, read_labelled_file
+
+    _open_bundle(args.bundle)  # a clear error before reading data
+    bundle = Bundle(args.bundle, int8=args.int8)
+    try:
+        import pandas  # noqa: F401  the full loader: every data form, the same seeded test split
+
+        from slimtune.data import DataSpec, load_data
+
+        data = load_data(DataSpec(args.data, args.text_column, args.label_column, seed=args.seed))
+        texts, labels = list(data.test["text"]), [data.label_names[i] for i in data.test["label"]]
+    except ImportError:  # a device with only numpy, onnxruntime and tokenizers
+        try:
+            texts, labels = read_labelled_file(args.data, args.text_column or "text", args.label_column or "label")
+        except (OSError, ValueError) as exc:
+            raise SlimtuneError(f"--data: {exc}") from None
+    try:
+        scores = bundle.evaluate(texts, labels)
+    except ValueError as exc:
+        raise SlimtuneError(f"--data: {exc}") from None
+    return {"print": {"accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"], "n": scores["n"],
+                      "model": bundle.model_file.name}}
+
+
+def _predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="classify texts with a bundle (onnxruntime only): one JSON line per text")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("texts", nargs="+", metavar="TEXT")
+    p.add_argument("--int8", action="store_true", help="use model.int8.onnx")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args) -> dict:
+    from slimtune.export.runtime import Bundle
+
+    _open_bundle(args.bundle)
+    for row in Bundle(args.bundle, int8=args.int8).predict(args.texts):
+        print(json.dumps(row))
+    return {}
+
+
 def _run_parser(sub) -> None:
     p = sub.add_parser("run", help="run a job file (the whole pipeline)",
                        description="Run the stages a job file names. key=value pairs override the file, e.g. finetune.epochs=2.")
@@ -167,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     _finetune_parser(sub)
     _prune_parser(sub)
     _distill_parser(sub)
+    _export_parser(sub)
+    _bench_parser(sub)
+    _eval_parser(sub)
+    _predict_parser(sub)
     _run_parser(sub)
     return parser
 
@@ -181,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"slimtune {args.command}: interrupted", file=sys.stderr)
         return 130
-    if isinstance(result, dict):
+    if isinstance(result, dict) and "print" in result:
+        print(json.dumps(result["print"]))
+    elif isinstance(result, dict) and result:
         keys = ("accuracy", "f1_macro", "num_parameters", "encoder_flops", "size_mb", "train_seconds")
         summary = {k: result[k] for k in keys if k in result}
         print(json.dumps(summary))

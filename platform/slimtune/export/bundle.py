@@ -137,11 +137,12 @@ def run_export(spec: ExportSpec) -> dict:
         int8_path = None
         if spec.int8:
             int8_path = tmp / "model.int8.onnx"
+            # From the plain export: the quantizer cannot type the fused com.microsoft ops.
             if spec.static_int8:
                 calib = _feeds(tokenizer, list(data.train["text"][:256]), max_length, 16)
-                quantize_static_int8(tmp / "model.onnx", int8_path, calib)
+                quantize_static_int8(plain, int8_path, calib)
             else:
-                quantize_dynamic_int8(tmp / "model.onnx", int8_path)
+                quantize_dynamic_int8(plain, int8_path)
         tokenizer.save_pretrained(tmp)
         (tmp / "labels.json").write_text(json.dumps(labels) + "\n")
         manifest = {
@@ -185,9 +186,13 @@ def _pick_graph(plain: Path, tmp: Path, model, feeds, config, spec: ExportSpec):
     from slimtune.export.benchmark import bench_onnx
     from slimtune.export.onnx_export import parity
     from slimtune.export.optimize import optimize_graph
+    from slimtune.models.surgery import model_shape
 
     try:
-        fusions = optimize_graph(plain, tmp / "optimized.onnx", 0, config.hidden_size)
+        # uniform models tell the fuser their head count; pruned ones (per-layer heads) let it detect
+        uniform = model_shape(model) is None
+        heads, hidden = (config.num_attention_heads, config.hidden_size) if uniform else (0, 0)
+        fusions = optimize_graph(plain, tmp / "optimized.onnx", heads, hidden)
     except Exception as exc:  # the fuser is best effort; the plain graph is always valid
         log.info(f"graph optimisation skipped ({type(exc).__name__}: {str(exc)[:120]})")
         return plain, {}, "plain"

@@ -41,8 +41,8 @@ class _LogitsOnly(torch.nn.Module):
 def export_onnx(model, path: Path, opset: int = OPSET) -> Path:
     """Write `path` with inputs input_ids, attention_mask (batch, sequence) and output logits."""
     model.eval()
-    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102], [101, 2023, 102, 0, 0, 0]])
-    mask = (ids != 0).long()
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6], [1, 2, 3, 0, 0, 0]]) % model.config.vocab_size  # any valid ids
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
     axes = {0: "batch", 1: "sequence"}
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about Python bools in HF masking code

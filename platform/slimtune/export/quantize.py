@@ -8,10 +8,29 @@ from pathlib import Path
 import numpy as np
 
 
+def _quiet_root_logger():
+    """The quantizer logs an unconditional advice line on the root logger; keep the terminal ours."""
+    import contextlib
+    import logging
+
+    @contextlib.contextmanager
+    def quiet():
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            root.setLevel(level)
+
+    return quiet()
+
+
 def quantize_dynamic_int8(src: Path, dst: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    with _quiet_root_logger():
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
     return dst
 
 
@@ -26,6 +45,7 @@ def quantize_static_int8(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]
         def get_next(self):
             return next(self.items, None)
 
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    with _quiet_root_logger():
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return dst
