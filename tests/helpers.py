@@ -53,3 +53,15 @@ def build_tiny_bert(num_labels: int = 2, vocab_size: int = 64):
         intermediate_size=64, max_position_embeddings=64, num_labels=num_labels,
     )
     return BertForSequenceClassification(config)
+
+
+def tiny_splits(n: int, n_train: int, seed: int = 0):
+    """(tokenizer, train split, validation split) of `make_texts(n)`, encoded at 32 tokens."""
+    from slimtune.data.tokenize import encode
+
+    tok = build_tokenizer()
+    frame = make_texts(n, seed=seed)
+    labels = (frame["label"] == "pos").astype(int)
+    train = encode(frame["text"][:n_train], labels[:n_train], tok, 32)
+    val = encode(frame["text"][n_train:], labels[n_train:], tok, 32)
+    return tok, train, val

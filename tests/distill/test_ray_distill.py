@@ -2,11 +2,10 @@
 
 import pytest
 
-from slimtune.data.tokenize import encode
 from slimtune.distill.cache import compute_logits
 from slimtune.distill.losses import DistillLoss, DistillModule, LossSpec
 from slimtune.train.loop import TrainSpec
-from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
+from tests.helpers import build_tiny_bert, tiny_splits
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -14,11 +13,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def test_distill_on_two_workers(ray_cluster, tmp_path):
     from slimtune.train.ray_train import fit_on_ray
 
-    tok = build_tokenizer()
-    frame = make_texts(160, seed=3)
-    labels = (frame["label"] == "pos").astype(int)
-    train_split = encode(frame["text"][:128], labels[:128], tok, 32)
-    val_split = encode(frame["text"][128:], labels[128:], tok, 32)
+    tok, train_split, val_split = tiny_splits(160, 128, seed=3)
     teacher = build_tiny_bert(vocab_size=len(tok)).eval()
     logits = compute_logits(teacher, train_split, tok.pad_token_id)
     module = DistillModule(build_tiny_bert(vocab_size=len(tok)), 32, LossSpec(), [0, 1])

@@ -3,20 +3,15 @@
 import pytest
 import torch
 
-from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
-from slimtune.data.tokenize import PadCollator, encode
+from tests.helpers import build_tiny_bert, tiny_splits
+from slimtune.data.tokenize import PadCollator
 from slimtune.errors import SlimtuneError
 from slimtune.train.loop import TrainSpec, auto_lr, evaluate, train
 
 
 @pytest.fixture(scope="module")
 def splits():
-    tok = build_tokenizer()
-    frame = make_texts(200, seed=1)
-    labels = (frame["label"] == "pos").astype(int)
-    train_split = encode(frame["text"][:160], labels[:160], tok, 32)
-    val_split = encode(frame["text"][160:], labels[160:], tok, 32)
-    return tok, train_split, val_split
+    return tiny_splits(200, 160, seed=1)
 
 
 def _fit(splits, **kw):

@@ -2,8 +2,7 @@
 
 import pytest
 
-from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
-from slimtune.data.tokenize import encode
+from tests.helpers import build_tiny_bert, tiny_splits
 from slimtune.train.loop import TrainSpec, evaluate
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -12,11 +11,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def test_two_workers_learn_and_return_best_weights(ray_cluster, tmp_path):
     from slimtune.train.ray_train import fit_on_ray
 
-    tok = build_tokenizer()
-    frame = make_texts(200, seed=1)
-    labels = (frame["label"] == "pos").astype(int)
-    train_split = encode(frame["text"][:160], labels[:160], tok, 32)
-    val_split = encode(frame["text"][160:], labels[160:], tok, 32)
+    tok, train_split, val_split = tiny_splits(200, 160, seed=1)
     model = build_tiny_bert(vocab_size=len(tok))
     spec = TrainSpec(epochs=3, batch_size=16, lr=3e-3, log_every=100)
     model, record, startup = fit_on_ray(model, train_split, val_split, spec, num_labels=2,
