@@ -3,7 +3,10 @@ a learnable two-class text task, and one session-scoped 2-CPU Ray cluster for `r
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -11,6 +14,9 @@ from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # unit tests never download
+# caches (teacher logits, the unpacked MPNet) go to a throwaway folder, not the user's cache
+os.environ["SLIMTUNE_CACHE"] = tempfile.mkdtemp(prefix="slimtune-test-cache-")
+atexit.register(shutil.rmtree, os.environ["SLIMTUNE_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
