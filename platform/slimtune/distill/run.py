@@ -110,6 +110,7 @@ def run_distill(spec: DistillSpec) -> dict:
     from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
     from slimtune.models.surgery import encoder_layers
     from slimtune.train.finetune import FinetuneSpec, train_model
+    from slimtune.train.loop import auto_lr
     from slimtune.train.report import model_metrics
 
     out = Path(spec.out)
@@ -173,7 +174,7 @@ def run_distill(spec: DistillSpec) -> dict:
         "history": record.history,
         "device": device,
         "loss": asdict(spec.loss),
-        "train": asdict(train_spec),
+        "train": {**asdict(train_spec), "lr": train_spec.lr or auto_lr(student.config.hidden_size)},
         "data": {"source": spec.data.source, "fingerprint": data.fingerprint},
         "slimtune_version": __version__,
     }

@@ -97,7 +97,7 @@ def run_finetune(spec: FinetuneSpec) -> dict:
 
     from slimtune.data.tokenize import encode_data
     from slimtune.models import load_classifier, load_tokenizer, num_parameters, save_model
-    from slimtune.train.loop import evaluate
+    from slimtune.train.loop import auto_lr, evaluate
 
     tokenizer = load_tokenizer(resolved)
     started = time.perf_counter()
@@ -144,7 +144,7 @@ def run_finetune(spec: FinetuneSpec) -> dict:
             "test_rows": len(data.test),
             "test_split": {k: v for k, v in data.split_info["test"].items() if k != "row_indices"},
         },
-        "train": asdict(spec.train),
+        "train": {**asdict(spec.train), "lr": spec.train.lr or auto_lr(model.config.hidden_size)},
         "max_length": spec.max_length,
         "slimtune_version": __version__,
     }
