@@ -32,3 +32,26 @@ def test_only_adapters_import_ray_and_only_export_imports_onnxruntime():
 def test_platform_is_a_plain_folder():
     assert not (ROOT / "platform" / "__init__.py").exists()
     assert [p.name for p in (ROOT / "platform").glob("*.py")] == []
+
+
+def test_training_loop_runs_without_pandas_or_ray():
+    """A GPU box with only torch and transformers runs the loop and the GPU benchmark."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.abc, sys\n"
+        "class B(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in {'pandas', 'ray', 'datasets', 'optuna', 'onnxruntime'}:\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, B())\n"
+        "from slimtune.train.loop import train, TrainSpec, LocalContext\n"
+        "from slimtune.data.tokenize import EncodedSplit\n"
+        "from slimtune.models.surgery import prune_heads\n"
+        "from slimtune.distill.losses import DistillLoss\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

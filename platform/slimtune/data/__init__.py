@@ -1,5 +1,15 @@
-"""Data stage: load, validate, split (`load`), tokenize and pad (`tokenize`, imports torch)."""
+"""Data stage: load, validate, split (`load`, needs pandas), tokenize and pad (`tokenize`, torch).
 
-from slimtune.data.load import DataSpec, TextData, load_data
+Names are imported on first use, so that `slimtune.data.tokenize` (used by the training loop)
+works where pandas is not installed, e.g. on a GPU box that runs the loop without Ray.
+"""
 
 __all__ = ["DataSpec", "TextData", "load_data"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from slimtune.data import load
+
+        return getattr(load, name)
+    raise AttributeError(name)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from slimtune.data.load import TextData
+if TYPE_CHECKING:  # pandas is only needed to load data, not to train on encoded data
+    from slimtune.data.load import TextData
 
 
 @dataclass
@@ -35,7 +37,7 @@ def encode(texts, labels, tokenizer, max_length: int) -> EncodedSplit:
     return EncodedSplit(input_ids=ids, labels=[int(x) for x in labels])
 
 
-def encode_data(data: TextData, tokenizer, max_length: int) -> dict[str, EncodedSplit]:
+def encode_data(data: "TextData", tokenizer, max_length: int) -> dict[str, EncodedSplit]:
     return {
         split: encode(frame["text"], frame["label"], tokenizer, max_length)
         for split, frame in (("train", data.train), ("validation", data.validation), ("test", data.test))

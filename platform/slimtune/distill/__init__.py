@@ -1,7 +1,14 @@
 """Distill stage: losses and the loop hook (`losses`), the teacher-logit cache (`cache`), the
-command (`run`)."""
+command (`run`). Names are imported on first use (see slimtune.data): the losses need only torch."""
 
-from slimtune.distill.losses import DistillLoss, DistillModule, LossSpec
-from slimtune.distill.run import DistillSpec, run_distill
+_WHERE = {"DistillLoss": "losses", "DistillModule": "losses", "LossSpec": "losses",
+          "DistillSpec": "run", "run_distill": "run"}
+__all__ = sorted(_WHERE)
 
-__all__ = ["DistillLoss", "DistillModule", "DistillSpec", "LossSpec", "run_distill"]
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"slimtune.distill.{_WHERE[name]}"), name)
+    raise AttributeError(name)
