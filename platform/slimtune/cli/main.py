@@ -266,6 +266,39 @@ def _cmd_predict(args) -> dict:
     return {}
 
 
+def _search_parser(sub) -> None:
+    p = sub.add_parser("search", help="search students with Ray Tune + Optuna over several objectives",
+                       description="Multi-objective search (accuracy up, latency down, size optionally). Writes DIR/trials.csv, DIR/pareto.json, DIR/pareto.png; the front's models stay in DIR/trials/.")
+    p.add_argument("--teacher", required=True, help="a fine-tuned model folder")
+    p.add_argument("--data", required=True)
+    p.add_argument("--space", required=True, help="a search space file, e.g. search_spaces/full.py")
+    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--concurrency", type=int, default=2, help="trials at once (each gets CPUs / concurrency threads)")
+    p.add_argument("--resume", action="store_true", help="continue the search in DIR; finished trials are kept")
+    p.add_argument("--objectives", default="accuracy,latency_ms", help="from accuracy, latency_ms, size_mb")
+    p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2 or random")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--retries", type=int, default=1, help="retries of a failing trial before it is recorded as failed")
+    p.add_argument("--max-train-samples", type=int, default=2000)
+    p.add_argument("--max-steps", type=int, default=None, help="cap on each trial's training steps")
+    p.add_argument("--keep-all", action="store_true", help="keep every trial's model, not only the front's")
+    p.set_defaults(func=_cmd_search)
+
+
+def _cmd_search(args) -> dict:
+    from slimtune.search.driver import SearchSpec, run_search
+
+    summary = run_search(SearchSpec(
+        teacher=args.teacher, data=args.data, space=args.space, out=args.out, trials=args.trials,
+        concurrency=args.concurrency, objectives=tuple(args.objectives.split(",")), sampler=args.sampler,
+        seed=args.seed, resume=args.resume, retries=args.retries, max_train_samples=args.max_train_samples,
+        max_steps=args.max_steps, keep_all=args.keep_all,
+    ))
+    return {"print": {"front": len(summary["front"]), "trials_finished": summary["trials_finished"],
+                      "trials_failed": summary["trials_failed"], "seconds": summary["seconds"]}}
+
+
 def _run_parser(sub) -> None:
     p = sub.add_parser("run", help="run a job file (the whole pipeline)",
                        description="Run the stages a job file names. key=value pairs override the file, e.g. finetune.epochs=2.")
@@ -294,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bench_parser(sub)
     _eval_parser(sub)
     _predict_parser(sub)
+    _search_parser(sub)
     _run_parser(sub)
     return parser
 

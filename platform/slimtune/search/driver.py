@@ -1,0 +1,194 @@
+"""`slimtune search`: Ray Tune runs the trials, Optuna's samplers choose them, several objectives.
+
+Each trial is a plain Tune function that trains in its own process (on a CPU that is far
+cheaper than a TorchTrainer per trial, ../shared/NOTES.md). The data, the teacher and its logits
+are put in Ray's object store once and shared by every trial. The Tune run has a fixed name in
+`OUT/tune`, so `--resume` restores it: finished trials are kept and not rerun, a failing trial is
+retried `--retries` times and then recorded as failed while the search goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from slimtune import log
+from slimtune.errors import SlimtuneError
+from slimtune.search.space import KNOBS, candidate_from, load_space
+
+OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "size_mb": "min"}
+SAMPLERS = ("tpe", "nsga2", "random")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """One search."""
+
+    teacher: str
+    data: str
+    space: str
+    out: str
+    trials: int = 12
+    concurrency: int = 2
+    objectives: tuple[str, ...] = ("accuracy", "latency_ms")
+    sampler: str = "tpe"
+    seed: int = 42
+    resume: bool = False
+    retries: int = 1
+    max_train_samples: int | None = 2000
+    max_length: int = 128
+    seq: int = 128
+    latency_threads: int = 1
+    keep_all: bool = False
+    max_steps: int | None = None
+
+    def __post_init__(self):
+        bad = [o for o in self.objectives if o not in OBJECTIVES]
+        if bad or not self.objectives:
+            raise SlimtuneError(f"--objectives: use some of {', '.join(OBJECTIVES)}, not {','.join(bad) or 'nothing'}")
+        if self.sampler not in SAMPLERS:
+            raise SlimtuneError(f"--sampler: use one of {', '.join(SAMPLERS)}, not {self.sampler}")
+        if self.trials < 1 or self.concurrency < 1:
+            raise SlimtuneError("--trials and --concurrency: must be at least 1")
+
+
+def _sampler(name: str, seed: int):
+    import optuna
+
+    return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
+            "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=4),
+            "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
+
+
+def _shared(spec: SearchSpec):
+    import torch
+
+    from slimtune.data import DataSpec, load_data
+    from slimtune.data.tokenize import encode_data
+    from slimtune.distill.cache import teacher_logits
+    from slimtune.models import load_classifier, load_tokenizer, resolve_model
+    from slimtune.models.load import read_model_info
+    from slimtune.search.objective import Shared, measure_latency_ms
+
+    teacher_dir = resolve_model(spec.teacher, "--teacher")
+    data = load_data(DataSpec(spec.data, max_train_samples=spec.max_train_samples, seed=spec.seed))
+    tokenizer = load_tokenizer(teacher_dir, "--teacher")
+    teacher = load_classifier(teacher_dir, data.label_names).eval()
+    encoded = encode_data(data, tokenizer, spec.max_length)
+    logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id, data.fingerprint, spec.max_length)
+    from slimtune.train.loop import evaluate
+
+    folder = Path(spec.out) / "teacher"
+    folder.mkdir(parents=True, exist_ok=True)
+    latency, size = measure_latency_ms(teacher, folder, spec.seq, spec.latency_threads)
+    val = evaluate(teacher, encoded["validation"], data.num_labels, tokenizer.pad_token_id)
+    test = evaluate(teacher, encoded["test"], data.num_labels, tokenizer.pad_token_id)
+    teacher_metrics = {"accuracy": val["accuracy"], "test_accuracy": test["accuracy"], "latency_ms": latency,
+                       "size_mb": size, "num_parameters": sum(p.numel() for p in teacher.parameters()),
+                       "model_path": teacher_dir}
+    log.info(f"teacher: validation accuracy {val['accuracy']:.4f}, latency {latency:.2f} ms (ONNX fp32, batch 1, "
+             f"seq {spec.seq}, {spec.latency_threads} thread), {size:.1f} MB")
+    shared = Shared(
+        teacher_state={k: v.clone() for k, v in teacher.state_dict().items()}, teacher_config=teacher.config,
+        teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,
+        label_names=data.label_names, encoded=encoded, teacher_logits=logits, pad_token_id=tokenizer.pad_token_id,
+        max_length=spec.max_length, seq=spec.seq, threads=spec.latency_threads, seed=spec.seed,
+        max_steps=spec.max_steps,
+    )
+    torch.set_num_threads(torch.get_num_threads())
+    return shared, teacher_metrics
+
+
+def _trainable(config: dict, shared=None, out: str = "", threads: int = 1):
+    """A Tune trial: candidate from the sampled knobs, built and measured in this process."""
+    import torch
+    from ray import tune
+
+    from slimtune.search.objective import run_candidate
+
+    torch.set_num_threads(threads)
+    candidate = candidate_from({k: v for k, v in config.items() if k in KNOBS})
+    trial_id = tune.get_context().get_trial_id()
+    metrics = run_candidate(candidate, shared, Path(out) / "trials" / trial_id)
+    tune.report(metrics)
+
+
+class SpaceAdapter:
+    """The define-by-run function OptunaSearch calls. It pickles as the space file's path (Tune
+    saves the searcher for `--resume`), and loads the file again after a restore."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._space = None
+
+    def __getstate__(self):
+        return {"path": self.path}
+
+    def __setstate__(self, state):
+        self.path, self._space = state["path"], None
+
+    def __call__(self, trial):
+        if self._space is None:
+            self._space = load_space(self.path)
+        return dict(self._space.sample(trial).__dict__)
+
+
+def pareto_indices(values: list[list[float]], directions: list[str]) -> list[int]:
+    """Indices of the non-dominated rows, by Optuna's own Pareto helper (a study's best_trials)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize" if d == "max" else "minimize" for d in directions])
+    for i, row in enumerate(values):
+        study.add_trial(optuna.trial.create_trial(values=row, params={}, distributions={}, user_attrs={"row": i}))
+    return sorted(t.user_attrs["row"] for t in study.best_trials)
+
+
+def run_search(spec: SearchSpec) -> dict:
+    import ray
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from slimtune.ray_session import ensure_ray
+    from slimtune.search.report import write_outputs
+
+    import optuna
+
+    space = load_space(spec.space)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space.sample(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask())  # typos fail now
+    out = Path(spec.out).resolve()
+    storage = out / "tune"
+    if (storage / "search").exists() and not spec.resume:
+        raise SlimtuneError(f"--out: {out} already holds a search; add --resume to continue it or pick a new folder")
+    started = time.perf_counter()
+    shared, teacher_metrics = _shared(spec)
+    ensure_ray()
+    threads = max(1, int(ray.cluster_resources().get("CPU", 1) // spec.concurrency))
+    trainable = tune.with_resources(tune.with_parameters(_trainable, shared=shared, out=str(out), threads=threads),
+                                    {"CPU": threads})
+    if spec.resume and tune.Tuner.can_restore(str(storage / "search")):
+        log.info(f"resuming the search in {storage / 'search'}")
+        tuner = tune.Tuner.restore(str(storage / "search"), trainable=trainable, resume_errored=True)
+    else:
+        modes = [OBJECTIVES[o] for o in spec.objectives]
+        searcher = OptunaSearch(space=SpaceAdapter(str(Path(spec.space).resolve())), metric=list(spec.objectives),
+                                mode=modes, sampler=_sampler(spec.sampler, spec.seed), seed=spec.seed)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.trials,
+                                        max_concurrent_trials=spec.concurrency),
+            run_config=tune.RunConfig(name="search", storage_path=str(storage), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=spec.retries)),
+        )
+    results = tuner.fit()
+    summary = write_outputs(spec, space, results, teacher_metrics, out, time.perf_counter() - started)
+    if not spec.keep_all:
+        front = {row["model_path"] for row in summary["front"]}
+        for folder in (out / "trials").glob("*"):
+            if str(folder / "model") not in front:
+                shutil.rmtree(folder, ignore_errors=True)
+    return summary

@@ -1,0 +1,17 @@
+# slimtune search --teacher runs/quickstart/teacher --data builtin:tweets --space search_spaces/student_arch.py --trials 12 --out runs/search-arch
+"""Architecture search with distillation: depth and width of a student taken from the teacher."""
+
+from slimtune.search.space import Constraints
+
+CONSTRAINTS = Constraints(min_accuracy=0.80)
+
+
+def space(trial):
+    layers = trial.suggest_int("layers", 1, 4)
+    return {
+        "layers": layers,
+        "heads": trial.suggest_categorical("heads", [0.0, 0.5, 0.75]),
+        "ffn": trial.suggest_categorical("ffn", [0.0, 0.5, 0.75]),
+        # shallow students get a second epoch: they start further from the teacher
+        "epochs": 2 if layers <= 2 else 1,
+    }

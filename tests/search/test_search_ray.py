@@ -1,0 +1,56 @@
+"""A real (tiny) search: Ray Tune trials sampled by Optuna TPE, two objectives, outputs, resume."""
+
+import json
+
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SPACE = '''# slimtune search (test space)
+def space(trial):
+    return {"layers": trial.suggest_int("layers", 1, 2),
+            "heads": trial.suggest_categorical("heads", [0.0, 0.5]),
+            "ffn": trial.suggest_categorical("ffn", [0.0, 0.5]),
+            "lr": 3e-3, "epochs": 1}
+'''
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_model_dir, texts_csv, tmp_path_factory):
+    from slimtune.data import DataSpec
+    from slimtune.train.finetune import FinetuneSpec, run_finetune
+    from slimtune.train.loop import TrainSpec
+
+    out = tmp_path_factory.mktemp("teacher")
+    run_finetune(FinetuneSpec(str(tiny_model_dir), DataSpec(str(texts_csv)), str(out),
+                              TrainSpec(epochs=3, batch_size=16, lr=3e-3), max_length=32, workers=0))
+    return out
+
+
+def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_path):
+    from slimtune.search.driver import SearchSpec, run_search
+
+    (tmp_path / "space.py").write_text(SPACE)
+    spec = SearchSpec(teacher=str(teacher), data=str(texts_csv), space=str(tmp_path / "space.py"),
+                      out=str(tmp_path / "s"), trials=3, concurrency=2, max_train_samples=None, max_length=32, seq=32)
+    summary = run_search(spec)
+    trials = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert len(trials) == 3 and (trials["status"] == "finished").all()
+    assert {"trial_id", "status", "layers", "heads", "ffn", "accuracy", "latency_ms", "size_mb", "num_parameters"} <= set(trials)
+    pareto = json.loads((tmp_path / "s" / "pareto.json").read_text())
+    assert pareto["teacher"]["latency_ms"] > 0 and 1 <= len(pareto["front"]) <= 3
+    for row in pareto["front"]:  # non-dominated among the finished trials
+        assert not any(o["accuracy"] >= row["accuracy"] and o["latency_ms"] < row["latency_ms"]
+                       for o in trials.to_dict("records"))
+    kept = {p.name for p in (tmp_path / "s" / "trials").iterdir()}
+    assert kept == {str(r["trial_id"]) for r in pareto["front"]}  # the others' models were removed
+    assert (tmp_path / "s" / "pareto.png").stat().st_size > 10_000
+    assert summary["trials_finished"] == 3
+
+    again = run_search(SearchSpec(**{**spec.__dict__, "resume": True}))
+    after = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert again["trials_finished"] == 3
+    assert sorted(after["trial_id"]) == sorted(trials["trial_id"])  # none run twice
+    pd.testing.assert_frame_equal(after.sort_values("trial_id").reset_index(drop=True)[["trial_id", "accuracy", "latency_ms"]],
+                                  trials.sort_values("trial_id").reset_index(drop=True)[["trial_id", "accuracy", "latency_ms"]])
