@@ -83,19 +83,23 @@ def _shared(spec: SearchSpec):
 
     folder = Path(spec.out) / "teacher"
     folder.mkdir(parents=True, exist_ok=True)
-    latency, size = measure_latency_ms(teacher, folder, spec.seq, spec.latency_threads)
+    # position embeddings bound the sequence (MPNet's table also holds a padding offset)
+    seq = min(spec.seq, teacher.config.max_position_embeddings - 2)
+    if seq < spec.seq:
+        log.info(f"latency sequence {spec.seq} is longer than the model takes; measuring at {seq}")
+    latency, size = measure_latency_ms(teacher, folder, seq, spec.latency_threads)
     val = evaluate(teacher, encoded["validation"], data.num_labels, tokenizer.pad_token_id)
     test = evaluate(teacher, encoded["test"], data.num_labels, tokenizer.pad_token_id)
     teacher_metrics = {"accuracy": val["accuracy"], "test_accuracy": test["accuracy"], "latency_ms": latency,
                        "size_mb": size, "num_parameters": sum(p.numel() for p in teacher.parameters()),
                        "model_path": teacher_dir}
     log.info(f"teacher: validation accuracy {val['accuracy']:.4f}, latency {latency:.2f} ms (ONNX fp32, batch 1, "
-             f"seq {spec.seq}, {spec.latency_threads} thread), {size:.1f} MB")
+             f"seq {seq}, {spec.latency_threads} thread), {size:.1f} MB")
     shared = Shared(
         teacher_state={k: v.clone() for k, v in teacher.state_dict().items()}, teacher_config=teacher.config,
         teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,
         label_names=data.label_names, encoded=encoded, teacher_logits=logits, pad_token_id=tokenizer.pad_token_id,
-        max_length=spec.max_length, seq=spec.seq, threads=spec.latency_threads, seed=spec.seed,
+        max_length=spec.max_length, seq=seq, threads=spec.latency_threads, seed=spec.seed,
         max_steps=spec.max_steps,
     )
     torch.set_num_threads(torch.get_num_threads())
@@ -114,6 +118,34 @@ def _trainable(config: dict, shared=None, out: str = "", threads: int = 1):
     trial_id = tune.get_context().get_trial_id()
     metrics = run_candidate(candidate, shared, Path(out) / "trials" / trial_id)
     tune.report(metrics)
+
+
+def _progress_callback(total: int):
+    """A line per finished or failed trial, in the driver (trials' own output stays in Ray's logs)."""
+    from ray import tune
+
+    class Progress(tune.Callback):
+        def __init__(self):
+            self.started, self.done = time.perf_counter(), 0
+
+        def _line(self, trial, what: str):
+            self.done += 1
+            elapsed = time.perf_counter() - self.started
+            eta = elapsed / self.done * max(0, total - self.done)
+            knobs = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in trial.config.items() if k in KNOBS)
+            log.info(f"trial {self.done}/{total} {what} ({knobs})  elapsed {log.format_seconds(elapsed)}, "
+                     f"eta {log.format_seconds(eta)}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            r = trial.last_result or {}
+            if "accuracy" in r:
+                self._line(trial, f"done: val acc {r['accuracy']:.4f}, {r['latency_ms']:.2f} ms, {r['size_mb']:.1f} MB")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._line(trial, "FAILED (see trials.csv and Ray's logs)")
+
+    return Progress()
 
 
 class SpaceAdapter:
@@ -182,7 +214,8 @@ def run_search(spec: SearchSpec) -> dict:
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.trials,
                                         max_concurrent_trials=spec.concurrency),
             run_config=tune.RunConfig(name="search", storage_path=str(storage), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=spec.retries)),
+                                      failure_config=tune.FailureConfig(max_failures=spec.retries),
+                                      callbacks=[_progress_callback(spec.trials)]),
         )
     results = tuner.fit()
     summary = write_outputs(spec, space, results, teacher_metrics, out, time.perf_counter() - started)
