@@ -46,3 +46,16 @@ def ray_cluster(tmp_path_factory):
     ensure_ray(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_dir(tiny_model_dir, texts_csv, tmp_path_factory):
+    """`slimtune finetune` output of the tiny BERT on the two-class task: a small real teacher."""
+    from slimtune.data import DataSpec
+    from slimtune.train.finetune import FinetuneSpec, run_finetune
+    from slimtune.train.loop import TrainSpec
+
+    out = tmp_path_factory.mktemp("trained")
+    run_finetune(FinetuneSpec(str(tiny_model_dir), DataSpec(str(texts_csv)), str(out),
+                              TrainSpec(epochs=3, batch_size=16, lr=3e-3), max_length=32, workers=0))
+    return out

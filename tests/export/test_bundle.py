@@ -13,15 +13,8 @@ MANIFEST_KEYS = {"parity_max_abs_diff", "accuracy_fp32", "accuracy_int8", "laten
 
 
 @pytest.fixture(scope="module")
-def trained_dir(tiny_model_dir, texts_csv, tmp_path_factory):
-    from slimtune.data import DataSpec
-    from slimtune.train.finetune import FinetuneSpec, run_finetune
-    from slimtune.train.loop import TrainSpec
-
-    out = tmp_path_factory.mktemp("trained")
-    run_finetune(FinetuneSpec(str(tiny_model_dir), DataSpec(str(texts_csv)), str(out),
-                              TrainSpec(epochs=3, batch_size=16, lr=3e-3), max_length=32, workers=0))
-    return out
+def trained_dir(trained_tiny_dir):
+    return trained_tiny_dir
 
 
 def test_bundle_files_manifest_and_accuracy(trained_dir, texts_csv, tmp_path):

@@ -17,15 +17,8 @@ def space(trial):
 
 
 @pytest.fixture(scope="module")
-def teacher(tiny_model_dir, texts_csv, tmp_path_factory):
-    from slimtune.data import DataSpec
-    from slimtune.train.finetune import FinetuneSpec, run_finetune
-    from slimtune.train.loop import TrainSpec
-
-    out = tmp_path_factory.mktemp("teacher")
-    run_finetune(FinetuneSpec(str(tiny_model_dir), DataSpec(str(texts_csv)), str(out),
-                              TrainSpec(epochs=3, batch_size=16, lr=3e-3), max_length=32, workers=0))
-    return out
+def teacher(trained_tiny_dir):
+    return trained_tiny_dir
 
 
 def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_path):
