@@ -108,6 +108,7 @@ def run_distill(spec: DistillSpec) -> dict:
     from slimtune.distill.cache import teacher_logits
     from slimtune.distill.losses import DistillLoss, DistillModule
     from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
+    from slimtune.models.load import provenance
     from slimtune.models.surgery import encoder_layers
     from slimtune.train.finetune import FinetuneSpec, train_model
     from slimtune.train.loop import auto_lr
@@ -152,15 +153,8 @@ def run_distill(spec: DistillSpec) -> dict:
     report = model_metrics(student.eval(), enc["test"], data.num_labels, tok.pad_token_id)
     log.info(f"student: test accuracy {report['accuracy']:.4f} ({report['accuracy'] / teacher_report['accuracy']:.1%} "
              f"of the teacher), {report['encoder_flops'] / teacher_report['encoder_flops']:.2f}x the teacher's FLOPs")
-    save_model(student, tok, out / "model", {
-        "slimtune_version": __version__,
-        "source_model": spec.student,
-        "teacher": spec.teacher,
-        "label_names": list(data.label_names),
-        "max_length": spec.max_length,
-        "data_fingerprint": data.fingerprint,
-        "layer_map": mapping,
-    })
+    save_model(student, tok, out / "model", provenance(spec.student, data, spec.max_length, teacher=spec.teacher,
+                                                       layer_map=mapping))
     metrics = {
         **report,
         "train_seconds": record.train_seconds,

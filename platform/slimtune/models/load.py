@@ -165,6 +165,14 @@ def save_model(model, tokenizer, folder: Path, info: dict) -> Path:
     return folder
 
 
+def provenance(source_model: str, data, max_length: int, **extra) -> dict:
+    """What `slimtune.json` records about where a saved model came from."""
+    from slimtune import __version__
+
+    return {"slimtune_version": __version__, "source_model": source_model, "label_names": list(data.label_names),
+            "max_length": max_length, "data_fingerprint": data.fingerprint, **extra}
+
+
 def read_model_info(folder: str | Path) -> dict:
     path = Path(folder) / SLIMTUNE_FILE
     return json.loads(path.read_text()) if path.exists() else {}

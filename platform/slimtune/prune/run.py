@@ -70,8 +70,12 @@ def _calibration(encoded_train, pad_token_id: int, batch_size: int, n_batches: i
     return [collate([encoded_train[i] for i in picks[s : s + batch_size]]) for s in range(0, len(picks), batch_size)]
 
 
-def apply_pruning(model, spec: PruneSpec, calibration=None) -> dict:
-    """Remove layers, then heads and neurons scored on the layers that remain. Returns what was kept."""
+def apply_pruning(model, *, heads: float = 0.0, ffn: float = 0.0, layers: int | None = None,
+                  keep_layer_indices: tuple[int, ...] | None = None, importance: str = "magnitude",
+                  scope: str = "layer", calibration=None) -> dict:
+    """Remove layers, then heads and neurons scored on the layers that remain. Returns what was kept.
+
+    The arguments mean what PruneSpec's fields of the same names mean."""
     from slimtune.models.surgery import encoder_layers, keep_layers, prune_ffn, prune_heads
     from slimtune.prune.importance import magnitude_scores, taylor_scores
     from slimtune.prune.policy import evenly_spaced_layers, keep_per_layer
@@ -79,28 +83,28 @@ def apply_pruning(model, spec: PruneSpec, calibration=None) -> dict:
 
     total = len(encoder_layers(model))
     kept_layers = list(range(total))
-    if spec.keep_layer_indices is not None:
-        kept_layers = sorted(spec.keep_layer_indices)
+    if keep_layer_indices is not None:
+        kept_layers = sorted(keep_layer_indices)
         if kept_layers[-1] >= total:
             raise SlimtuneError(f"--layers: the model has {total} layers (0..{total - 1}), got {kept_layers}")
-    elif spec.layers is not None:
-        if spec.layers > total:
+    elif layers is not None:
+        if layers > total:
             raise SlimtuneError(f"--layers: the model has {total} layers; keep at most {total}")
-        kept_layers = evenly_spaced_layers(total, spec.layers)
+        kept_layers = evenly_spaced_layers(total, layers)
     if len(kept_layers) < total:
         keep_layers(model, kept_layers)
     record = {"kept_layers": kept_layers, "heads": [], "ffn": []}
-    if spec.heads or spec.ffn:
-        if spec.importance == "taylor":
+    if heads or ffn:
+        if importance == "taylor":
             head_scores, ffn_scores = taylor_scores(model, calibration, cross_entropy_loss)
         else:
             head_scores, ffn_scores = magnitude_scores(model)
-        heads = keep_per_layer(head_scores, spec.heads, spec.scope)
-        neurons = keep_per_layer(ffn_scores, spec.ffn, spec.scope)
+        heads = keep_per_layer(head_scores, heads, scope)
+        neurons = keep_per_layer(ffn_scores, ffn, scope)
         for i in range(len(kept_layers)):
-            if spec.heads and len(heads[i]) < len(head_scores[i]):
+            if heads and len(heads[i]) < len(head_scores[i]):
                 prune_heads(model, i, heads[i])
-            if spec.ffn and len(neurons[i]) < len(ffn_scores[i]):
+            if ffn and len(neurons[i]) < len(ffn_scores[i]):
                 prune_ffn(model, i, neurons[i])
         record["heads"] = [len(h) for h in heads]
         record["ffn"] = [len(n) for n in neurons]
@@ -110,7 +114,7 @@ def apply_pruning(model, spec: PruneSpec, calibration=None) -> dict:
 def run_prune(spec: PruneSpec) -> dict:
     """Prune `spec.model`; write out/model/ and out/metrics.json (teacher figures beside)."""
     from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
-    from slimtune.models.load import read_model_info
+    from slimtune.models.load import provenance, read_model_info
 
     out = Path(spec.out)
     resolved = resolve_model(spec.model)
@@ -132,7 +136,9 @@ def run_prune(spec: PruneSpec) -> dict:
     if spec.importance == "taylor" and (spec.heads or spec.ffn):
         calibration = _calibration(encoded["train"], pad, spec.batch_size, spec.calibration_batches, spec.data.seed)
     started = time.perf_counter()
-    kept = apply_pruning(model, spec, calibration)
+    kept = apply_pruning(model, heads=spec.heads, ffn=spec.ffn, layers=spec.layers,
+                         keep_layer_indices=spec.keep_layer_indices, importance=spec.importance,
+                         scope=spec.scope, calibration=calibration)
     sparse = None
     if spec.sparsity:
         from slimtune.prune.sparsity import sparsify
@@ -150,15 +156,8 @@ def run_prune(spec: PruneSpec) -> dict:
     after = model_metrics(model.eval(), encoded["test"], data.num_labels, pad)
     log.info(f"after:  test accuracy {after['accuracy']:.4f}, {after['num_parameters']:,} parameters, "
              f"{after['encoder_flops'] / 1e9:.2f} GFLOPs ({after['encoder_flops'] / before['encoder_flops']:.2f}x)")
-    save_model(model, tokenizer, out / "model", {
-        "slimtune_version": __version__,
-        "source_model": spec.model,
-        "label_names": list(data.label_names),
-        "max_length": spec.max_length,
-        "data_fingerprint": data.fingerprint,
-        "pruned": kept,
-        "teacher_info": read_model_info(resolved),
-    })
+    save_model(model, tokenizer, out / "model", provenance(spec.model, data, spec.max_length, pruned=kept,
+                                                           teacher_info=read_model_info(resolved)))
     metrics = {
         **after,
         "teacher": {k: v for k, v in before.items() if k != "confusion"},

@@ -9,7 +9,6 @@ retried `--retries` times and then recorded as failed while the search goes on.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass

@@ -61,11 +61,10 @@ def measure_latency_ms(model, folder: Path, seq: int, threads: int) -> tuple[flo
 
 def run_candidate(candidate: Candidate, shared: Shared, folder: Path) -> dict:
     """Build, distil, evaluate and time one candidate; save its model under `folder/model`."""
-    from slimtune.data import DataSpec
     from slimtune.distill.losses import DistillLoss, DistillModule, LossSpec
     from slimtune.models.load import save_model
     from slimtune.models.surgery import encoder_flops
-    from slimtune.prune.run import PruneSpec, _calibration, apply_pruning
+    from slimtune.prune.run import _calibration, apply_pruning
     from slimtune.train.loop import TrainSpec, evaluate, train
     from transformers import AutoTokenizer
 
@@ -74,12 +73,11 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path) -> dict:
     torch.manual_seed(shared.seed)
     teacher = teacher_model(shared)
     student = copy.deepcopy(teacher)
-    prune = PruneSpec(model="", data=DataSpec("unused"), out="", heads=candidate.heads, ffn=candidate.ffn,
-                      layers=candidate.layers, importance=candidate.importance)
     calibration = None
     if candidate.importance == "taylor" and (candidate.heads or candidate.ffn):
         calibration = _calibration(shared.encoded["train"], shared.pad_token_id, shared.batch_size, 4, shared.seed)
-    kept = apply_pruning(student, prune, calibration)
+    kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, layers=candidate.layers,
+                         importance=candidate.importance, calibration=calibration)
     loss_spec = LossSpec(temperature=candidate.temperature, alpha=candidate.alpha, hidden_weight=candidate.hidden_weight)
     mapping = kept["kept_layers"]
     module = DistillModule(student, teacher.config.hidden_size, loss_spec, mapping)

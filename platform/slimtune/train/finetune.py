@@ -97,6 +97,7 @@ def run_finetune(spec: FinetuneSpec) -> dict:
 
     from slimtune.data.tokenize import encode_data
     from slimtune.models import load_classifier, load_tokenizer, num_parameters, save_model
+    from slimtune.models.load import provenance
     from slimtune.train.loop import auto_lr, evaluate
 
     tokenizer = load_tokenizer(resolved)
@@ -114,13 +115,7 @@ def run_finetune(spec: FinetuneSpec) -> dict:
                     batch_size=spec.train.eval_batch_size)
     log.info(f"test accuracy {test['accuracy']:.4f}, f1_macro {test['f1_macro']:.4f} ({len(data.test)} texts)")
 
-    save_model(model, tokenizer, out / "model", {
-        "slimtune_version": __version__,
-        "source_model": spec.model,
-        "label_names": list(data.label_names),
-        "max_length": spec.max_length,
-        "data_fingerprint": data.fingerprint,
-    })
+    save_model(model, tokenizer, out / "model", provenance(spec.model, data, spec.max_length))
     (out / "split.json").write_text(json.dumps(data.split_info) + "\n")
     metrics = {
         "accuracy": test["accuracy"],
