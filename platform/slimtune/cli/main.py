@@ -283,6 +283,8 @@ def _search_parser(sub) -> None:
     p.add_argument("--max-train-samples", type=int, default=2000)
     p.add_argument("--max-steps", type=int, default=None, help="cap on each trial's training steps")
     p.add_argument("--keep-all", action="store_true", help="keep every trial's model, not only the front's")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="GPU share each trial asks Ray for (0.25: four trials share one GPU; default 0: CPUs)")
     p.set_defaults(func=_cmd_search)
 
 
@@ -293,7 +295,7 @@ def _cmd_search(args) -> dict:
         teacher=args.teacher, data=args.data, space=args.space, out=args.out, trials=args.trials,
         concurrency=args.concurrency, objectives=tuple(args.objectives.split(",")), sampler=args.sampler,
         seed=args.seed, resume=args.resume, retries=args.retries, max_train_samples=args.max_train_samples,
-        max_steps=args.max_steps, keep_all=args.keep_all,
+        max_steps=args.max_steps, keep_all=args.keep_all, gpus_per_trial=args.gpus_per_trial,
     ))
     return {"print": {"front": len(summary["front"]), "trials_finished": summary["trials_finished"],
                       "trials_failed": summary["trials_failed"], "seconds": summary["seconds"]}}

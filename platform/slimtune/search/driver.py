@@ -27,7 +27,8 @@ class SearchSpec:
     """One search."""
 
     teacher: str
-    data: str
+    data: object
+    """A data source string, or a whole DataSpec (the pipeline passes its own)."""
     space: str
     out: str
     trials: int = 12
@@ -43,6 +44,8 @@ class SearchSpec:
     latency_threads: int = 1
     keep_all: bool = False
     max_steps: int | None = None
+    gpus_per_trial: float = 0.0
+    """GPU share each trial asks Ray for; 0.25 lets four small trials train on one GPU at once."""
 
     def __post_init__(self):
         bad = [o for o in self.objectives if o not in OBJECTIVES]
@@ -52,40 +55,62 @@ class SearchSpec:
             raise SlimtuneError(f"--sampler: use one of {', '.join(SAMPLERS)}, not {self.sampler}")
         if self.trials < 1 or self.concurrency < 1:
             raise SlimtuneError("--trials and --concurrency: must be at least 1")
+        if not 0 <= self.gpus_per_trial <= 8:
+            raise SlimtuneError(f"--gpus-per-trial: a share like 0.25 or a count up to 8, not {self.gpus_per_trial}")
 
 
-def _sampler(name: str, seed: int):
+def _sampler(name: str, seed: int, trials: int):
+    """Optuna's samplers, sized for the budget: TPE's default 10 random start-up trials would leave
+    a 12-trial search almost all random, and NSGA-II needs a few generations to do anything."""
     import optuna
 
-    return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
-            "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=4),
+    startup = max(3, min(10, trials // 3))
+    return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup,
+                                                      constant_liar=True),  # trials run in parallel
+            "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 3))),
             "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
 
 
-def _shared(spec: SearchSpec):
-    import torch
+def _data_spec(spec: SearchSpec):
+    from slimtune.data import DataSpec
 
-    from slimtune.data import DataSpec, load_data
+    if isinstance(spec.data, DataSpec):  # the pipeline hands in its own, columns and split included
+        return spec.data
+    return DataSpec(spec.data, max_train_samples=spec.max_train_samples, seed=spec.seed)
+
+
+def build_shared(spec: SearchSpec, measure_teacher: bool = True):
+    """(Shared, teacher metrics): the data, tokens, teacher weights and logits every trial reads,
+    and the teacher measured the way every trial is (validation/test accuracy, ONNX latency)."""
+    from slimtune.data import load_data
     from slimtune.data.tokenize import encode_data
     from slimtune.distill.cache import teacher_logits
     from slimtune.models import load_classifier, load_tokenizer, resolve_model
     from slimtune.models.load import read_model_info
     from slimtune.search.objective import Shared, measure_latency_ms
+    from slimtune.train.loop import evaluate
 
     teacher_dir = resolve_model(spec.teacher, "--teacher")
-    data = load_data(DataSpec(spec.data, max_train_samples=spec.max_train_samples, seed=spec.seed))
+    data = load_data(_data_spec(spec))
     tokenizer = load_tokenizer(teacher_dir, "--teacher")
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     encoded = encode_data(data, tokenizer, spec.max_length)
     logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id, data.fingerprint, spec.max_length)
-    from slimtune.train.loop import evaluate
-
-    folder = Path(spec.out) / "teacher"
-    folder.mkdir(parents=True, exist_ok=True)
     # position embeddings bound the sequence (MPNet's table also holds a padding offset)
     seq = min(spec.seq, teacher.config.max_position_embeddings - 2)
+    shared = Shared(
+        teacher_state={k: v.clone() for k, v in teacher.state_dict().items()}, teacher_config=teacher.config,
+        teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,
+        label_names=data.label_names, encoded=encoded, teacher_logits=logits, pad_token_id=tokenizer.pad_token_id,
+        max_length=spec.max_length, seq=seq, threads=spec.latency_threads, seed=spec.seed,
+        max_steps=spec.max_steps,
+    )
+    if not measure_teacher:
+        return shared, None
     if seq < spec.seq:
         log.info(f"latency sequence {spec.seq} is longer than the model takes; measuring at {seq}")
+    folder = Path(spec.out) / "teacher"
+    folder.mkdir(parents=True, exist_ok=True)
     latency, size = measure_latency_ms(teacher, folder, seq, spec.latency_threads)
     val = evaluate(teacher, encoded["validation"], data.num_labels, tokenizer.pad_token_id)
     test = evaluate(teacher, encoded["test"], data.num_labels, tokenizer.pad_token_id)
@@ -94,14 +119,6 @@ def _shared(spec: SearchSpec):
                        "model_path": teacher_dir}
     log.info(f"teacher: validation accuracy {val['accuracy']:.4f}, latency {latency:.2f} ms (ONNX fp32, batch 1, "
              f"seq {seq}, {spec.latency_threads} thread), {size:.1f} MB")
-    shared = Shared(
-        teacher_state={k: v.clone() for k, v in teacher.state_dict().items()}, teacher_config=teacher.config,
-        teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,
-        label_names=data.label_names, encoded=encoded, teacher_logits=logits, pad_token_id=tokenizer.pad_token_id,
-        max_length=spec.max_length, seq=seq, threads=spec.latency_threads, seed=spec.seed,
-        max_steps=spec.max_steps,
-    )
-    torch.set_num_threads(torch.get_num_threads())
     return shared, teacher_metrics
 
 
@@ -167,6 +184,16 @@ class SpaceAdapter:
         return dict(self._space.sample(trial).__dict__)
 
 
+def check_space(path: str):
+    """Load a space file and sample it once, so a typo or an out-of-range knob fails now."""
+    import optuna
+
+    space = load_space(path)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space.sample(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask())
+    return space
+
+
 def pareto_indices(values: list[list[float]], directions: list[str]) -> list[int]:
     """Indices of the non-dominated rows, by Optuna's own Pareto helper (a study's best_trials)."""
     import optuna
@@ -186,28 +213,25 @@ def run_search(spec: SearchSpec) -> dict:
     from slimtune.ray_session import ensure_ray
     from slimtune.search.report import write_outputs
 
-    import optuna
-
-    space = load_space(spec.space)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space.sample(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask())  # typos fail now
+    space = check_space(spec.space)
     out = Path(spec.out).resolve()
     storage = out / "tune"
     if (storage / "search").exists() and not spec.resume:
         raise SlimtuneError(f"--out: {out} already holds a search; add --resume to continue it or pick a new folder")
     started = time.perf_counter()
-    shared, teacher_metrics = _shared(spec)
+    shared, teacher_metrics = build_shared(spec)
     ensure_ray()
     threads = max(1, int(ray.cluster_resources().get("CPU", 1) // spec.concurrency))
+    resources = {"CPU": threads, **({"GPU": spec.gpus_per_trial} if spec.gpus_per_trial else {})}
     trainable = tune.with_resources(tune.with_parameters(_trainable, shared=shared, out=str(out), threads=threads),
-                                    {"CPU": threads})
+                                    resources)
     if spec.resume and tune.Tuner.can_restore(str(storage / "search")):
         log.info(f"resuming the search in {storage / 'search'}")
         tuner = tune.Tuner.restore(str(storage / "search"), trainable=trainable, resume_errored=True)
     else:
         modes = [OBJECTIVES[o] for o in spec.objectives]
         searcher = OptunaSearch(space=SpaceAdapter(str(Path(spec.space).resolve())), metric=list(spec.objectives),
-                                mode=modes, sampler=_sampler(spec.sampler, spec.seed), seed=spec.seed)
+                                mode=modes, sampler=_sampler(spec.sampler, spec.seed, spec.trials), seed=spec.seed)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.trials,

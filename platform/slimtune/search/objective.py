@@ -59,7 +59,7 @@ def measure_latency_ms(model, folder: Path, seq: int, threads: int) -> tuple[flo
     return report["latency_ms_p50"], size
 
 
-def run_candidate(candidate: Candidate, shared: Shared, folder: Path) -> dict:
+def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every: int = 10_000) -> dict:
     """Build, distil, evaluate and time one candidate; save its model under `folder/model`."""
     from slimtune.distill.losses import DistillLoss, DistillModule, LossSpec
     from slimtune.models.load import save_model
@@ -84,11 +84,12 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path) -> dict:
     loss_fn = DistillLoss(loss_spec, mapping, teacher_logits=shared.teacher_logits,
                           teacher=teacher if candidate.hidden_weight else None)
     spec = TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
-                     log_every=10_000, max_steps=shared.max_steps)
+                     log_every=log_every, max_steps=shared.max_steps)
     record = train(module, shared.encoded["train"], shared.encoded["validation"], spec,
                    num_labels=len(shared.label_names), pad_token_id=shared.pad_token_id, loss_fn=loss_fn)
     student = module.student.eval()
     test = evaluate(student, shared.encoded["test"], len(shared.label_names), shared.pad_token_id)
+    student = student.cpu()  # trained on a GPU when the trial has one; timed and saved on the CPU
     latency, onnx_mb = measure_latency_ms(student, folder, shared.seq, shared.threads)
     tokenizer = AutoTokenizer.from_pretrained(shared.tokenizer_dir)
     save_model(student, tokenizer, folder / "model", {"label_names": list(shared.label_names),
