@@ -1,7 +1,14 @@
-"""`slimtune run JOB.yaml`: check the whole job file first, then run the stages in order.
+"""`slimtune run JOB.yaml`: the whole job, stage by stage, each stage's outputs kept on disk.
 
-Today the stages are: fine-tune the teacher. Later stages (search, distil winners, export,
-report) plug in after it. A stage whose outputs exist is skipped under `--resume`.
+    1 teacher   fine-tune (or take `teacher:` as given)           OUT/teacher/
+    2 search    Ray Tune + Optuna over the space file             OUT/search/ (trials.csv, pareto.*)
+    3 winners   the chosen front members distilled again, full budget   OUT/final/<name>/
+    4 export    ONNX fp32 + int8 bundles, teacher and winners     OUT/teacher_bundle/, OUT/winners/<name>/
+    5 compare   teacher against winners, timed interleaved in one process   OUT/compare.json
+    6 report    OUT/report.html (self-contained) and OUT/summary.json
+
+The job file is checked whole before any work (slimtune.job). Under `--resume` a stage whose
+outputs exist is not run again; a half-finished search continues where it stopped.
 """
 
 from __future__ import annotations
@@ -9,150 +16,220 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from slimtune import log
 from slimtune.errors import SlimtuneError
+from slimtune.job import JobSpec, load_job
+
+__all__ = ["JobSpec", "load_job", "run_job", "pick_winners"]
+
+STAGES = ("teacher", "search", "winners", "export", "compare", "report")
 
 
-@dataclass(frozen=True)
-class DataSection:
-    """The job's `data:` section (see DataSpec for each field's meaning)."""
-
-    source: str = "builtin:tweets"
-    text_column: str | None = None
-    label_column: str | None = None
-    max_train_samples: int | None = None
-    test_fraction: float = 0.2
-    seed: int = 42
-
-
-@dataclass(frozen=True)
-class FinetuneSection:
-    """The job's `finetune:` section; `teacher:` set to a model folder skips fine-tuning."""
-
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float | None = None
-    max_length: int = 128
-    workers: int | None = None
-    use_gpu: bool = False
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A whole job, as read from YAML plus `key=value` overrides."""
-
-    model: str = "builtin:minilm-l6"
-    out: str = "runs/job"
-    teacher: str | None = None
-    """An already fine-tuned teacher folder: the fine-tune stage is skipped."""
-    data: DataSection = field(default_factory=DataSection)
-    finetune: FinetuneSection = field(default_factory=FinetuneSection)
-
-
-def _check_type(value, annotation, path: str):
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        annotation = next(a for a in options if a is not type(None))
-    if dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, path)
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if annotation is bool and not isinstance(value, bool) or annotation is int and isinstance(value, bool):
-        raise SlimtuneError(f"job: {path} must be {annotation.__name__}, got {value!r}")
-    if not isinstance(value, annotation):
-        raise SlimtuneError(f"job: {path} must be {annotation.__name__}, got {value!r}")
-    return value
-
-
-def _build(cls, raw, path: str = ""):
-    if not isinstance(raw, dict):
-        raise SlimtuneError(f"job: {path or 'the file'} must be a mapping of keys, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in known:
-            where = f"{path}.{key}" if path else str(key)
-            raise SlimtuneError(f"job: unknown key '{where}'; known keys here: {', '.join(sorted(known))}")
-    values = {k: _check_type(v, hints[k], f"{path}.{k}" if path else k) for k, v in raw.items()}
-    return cls(**values)
-
-
-def _apply_override(raw: dict, item: str) -> None:
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise SlimtuneError(f"override '{item}': write it as key=value, e.g. finetune.epochs=2")
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise SlimtuneError(f"override '{item}': {part} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
-
-
-def load_job(path: str, overrides: list[str] | None = None, out: str | None = None) -> JobSpec:
-    """Read and check a job file; every key and type is checked before any work starts."""
-    file = Path(path)
-    if not file.exists():
-        raise SlimtuneError(f"job file {path} does not exist; see jobs/quickstart.yaml for an example")
-    try:
-        raw = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SlimtuneError(f"job file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    for item in overrides or []:
-        _apply_override(raw, item)
-    if out:
-        raw["out"] = out
-    return _build(JobSpec, raw)
-
-
-def _finetune_stage(job: JobSpec, folder: Path, resume: bool) -> dict:
+def _data_spec(job: JobSpec, max_train_samples: int | None = None):
     from slimtune.data import DataSpec
+
+    d = job.data
+    return DataSpec(d.source, d.text_column, d.label_column, test_fraction=d.test_fraction,
+                    max_train_samples=max_train_samples or d.max_train_samples, seed=d.seed)
+
+
+def _stage(n: int, text: str) -> None:
+    log.info(f"stage {n}/{len(STAGES)} {STAGES[n - 1]}: {text}")
+
+
+def _teacher_stage(job: JobSpec, out: Path, resume: bool) -> tuple[str, dict]:
     from slimtune.train.finetune import FinetuneSpec, run_finetune
     from slimtune.train.loop import TrainSpec
 
+    if job.teacher:
+        _stage(1, f"using the fine-tuned teacher {job.teacher}")
+        folder = Path(job.teacher)
+        metrics = folder / "metrics.json"
+        return job.teacher, json.loads(metrics.read_text()) if metrics.exists() else {}
+    folder = out / "teacher"
     if resume and (folder / "metrics.json").exists() and (folder / "model" / "config.json").exists():
-        log.info(f"stage finetune: already finished in {folder}, skipped (--resume)")
-        return json.loads((folder / "metrics.json").read_text())
-    d, f = job.data, job.finetune
-    spec = FinetuneSpec(
-        model=job.model,
-        data=DataSpec(d.source, d.text_column, d.label_column, test_fraction=d.test_fraction,
-                      max_train_samples=d.max_train_samples, seed=d.seed),
-        out=str(folder),
-        train=TrainSpec(epochs=f.epochs, batch_size=f.batch_size, lr=f.lr, seed=d.seed),
-        max_length=f.max_length,
-        workers=f.workers,
-        use_gpu=f.use_gpu,
-    )
-    return run_finetune(spec)
+        _stage(1, f"already finished in {folder}, skipped (--resume)")
+        return str(folder), json.loads((folder / "metrics.json").read_text())
+    _stage(1, f"fine-tuning {job.model}")
+    f = job.finetune
+    spec = FinetuneSpec(model=job.model, data=_data_spec(job), out=str(folder),
+                        train=TrainSpec(epochs=f.epochs, batch_size=f.batch_size, lr=f.lr, seed=job.data.seed),
+                        max_length=f.max_length, workers=f.workers, use_gpu=f.use_gpu)
+    return str(folder), run_finetune(spec)
+
+
+def _search_spec(job: JobSpec, teacher: str, out: Path, resume: bool, full_data: bool = False):
+    from slimtune.search.driver import SearchSpec
+
+    s = job.search
+    rows = job.data.max_train_samples if full_data else (s.max_train_samples or job.data.max_train_samples)
+    return SearchSpec(teacher=teacher, data=_data_spec(job, rows), space=s.space, out=str(out), trials=s.trials,
+                      concurrency=s.concurrency, objectives=tuple(s.objectives), sampler=s.sampler,
+                      seed=job.data.seed, resume=resume, retries=s.retries, max_train_samples=rows,
+                      max_length=job.finetune.max_length, seq=job.export.seq, latency_threads=s.latency_threads,
+                      keep_all=s.keep_all, max_steps=None if full_data else s.max_steps,
+                      gpus_per_trial=s.gpus_per_trial)
+
+
+def _search_stage(job: JobSpec, teacher: str, out: Path, resume: bool) -> dict:
+    from slimtune.search.driver import run_search
+
+    folder = out / "search"
+    if resume and (folder / "pareto.json").exists():
+        _stage(2, f"already finished in {folder}, skipped (--resume)")
+        return json.loads((folder / "pareto.json").read_text())
+    _stage(2, f"{job.search.trials} trials of {Path(job.search.space).name}, {job.search.concurrency} at a time, "
+              f"{job.search.sampler} sampler")
+    return run_search(_search_spec(job, teacher, folder, resume=resume and (folder / "tune").exists()))
+
+
+def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float) -> list[dict]:
+    """The chosen winner (the fastest front member within `min_accuracy_ratio` of the teacher's
+    validation accuracy, else the most accurate), then the most accurate others, `count` in all."""
+    front = sorted(pareto["front"], key=lambda r: r["latency_ms"])
+    if not front:
+        raise SlimtuneError("search: no finished trial meets the space's CONSTRAINTS, so there is no winner; "
+                            "see search/trials.csv, then loosen CONSTRAINTS or raise search.trials and rerun with --resume")
+    floor = min_accuracy_ratio * pareto["teacher"]["accuracy"]
+    good = [r for r in front if r["accuracy"] >= floor]
+    chosen = good[0] if good else max(front, key=lambda r: r["accuracy"])
+    others = sorted((r for r in front if r is not chosen), key=lambda r: -r["accuracy"])
+    picked = [chosen] + others[: count - 1]
+    return [{"name": f"winner-{i + 1}", "trial_id": r["trial_id"], "chosen": i == 0,
+             "why": ("fastest within the accuracy floor" if good else "most accurate (none met the floor)") if i == 0
+             else "next most accurate on the front", "search": r} for i, r in enumerate(picked)]
+
+
+def _winners_stage(job: JobSpec, teacher: str, winners: list[dict], out: Path) -> list[dict]:
+    from slimtune.search.driver import build_shared
+    from slimtune.search.objective import run_candidate
+    from slimtune.search.space import KNOBS, candidate_from
+
+    todo = [w for w in winners if not (out / "final" / w["name"] / "metrics.json").exists()]
+    _stage(3, f"distilling {len(winners)} winner(s) again for {job.winners.epochs} epochs"
+              + (f" ({len(winners) - len(todo)} already done)" if len(todo) < len(winners) else ""))
+    shared = build_shared(_search_spec(job, teacher, out / "final", resume=False, full_data=True), measure_teacher=False)[0] if todo else None
+    for w in winners:
+        folder = out / "final" / w["name"]
+        if w in todo:
+            knobs = {k: w["search"].get(k) for k in KNOBS if w["search"].get(k) is not None}
+            candidate = dataclasses.replace(candidate_from(knobs), epochs=job.winners.epochs)
+            log.info(f"{w['name']} (trial {w['trial_id']}): " + ", ".join(f"{k}={v}" for k, v in candidate.__dict__.items()))
+            metrics = run_candidate(candidate, shared, folder, log_every=20)
+            metrics["candidate"] = candidate.__dict__
+            (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        w["final"] = json.loads((folder / "metrics.json").read_text())
+        log.info(f"{w['name']}: validation {w['final']['accuracy']:.4f}, test {w['final']['test_accuracy']:.4f}")
+    return winners
+
+
+def _export_stage(job: JobSpec, teacher: str, winners: list[dict], out: Path) -> dict:
+    from slimtune.export.bundle import ExportSpec, run_export
+
+    targets = {"teacher": (teacher, out / "teacher_bundle")}
+    targets.update({w["name"]: (str(out / "final" / w["name"] / "model"), out / "winners" / w["name"]) for w in winners})
+    _stage(4, f"ONNX bundles of the teacher and {len(winners)} winner(s)")
+    manifests = {}
+    for name, (model, bundle) in targets.items():
+        if not (bundle / "manifest.json").exists():  # bundles are written atomically: present means whole
+            log.info(f"exporting {name} to {bundle}")
+            run_export(ExportSpec(model=model, out=str(bundle), int8=job.export.int8, data=_data_spec(job),
+                                  seq=job.export.seq, threads=job.export.threads))
+        manifests[name] = json.loads((bundle / "manifest.json").read_text())
+    return manifests
+
+
+def _compare_stage(job: JobSpec, manifests: dict, out: Path, resume: bool) -> dict:
+    from slimtune.export.benchmark import interleaved_latency
+
+    path = out / "compare.json"
+    if resume and path.exists():
+        _stage(5, "already measured, skipped (--resume)")
+        return json.loads(path.read_text())
+    _stage(5, f"timing every bundle interleaved, {job.export.rounds} rounds, {job.export.threads} thread(s)")
+    models = {}
+    for name in manifests:
+        folder = out / ("teacher_bundle" if name == "teacher" else f"winners/{name}")
+        models[f"{name}/fp32"] = folder / "model.onnx"
+        if (folder / "model.int8.onnx").exists():
+            models[f"{name}/int8"] = folder / "model.int8.onnx"
+    latency = interleaved_latency(models, seq=job.export.seq, threads=job.export.threads, rounds=job.export.rounds)
+    base = latency["teacher/fp32"]
+    rows = {}
+    for name, m in manifests.items():
+        for kind in ("fp32", "int8"):
+            if f"{name}/{kind}" in latency:
+                ms = latency[f"{name}/{kind}"]
+                acc = m.get(f"accuracy_{kind}")
+                rows[f"{name}/{kind}"] = {
+                    "model": name, "precision": kind, "latency_ms_p50": ms, "speedup_vs_teacher_fp32": base / ms,
+                    "test_accuracy": acc, "size_mb": m[f"size_mb_{kind}"],
+                    "accuracy_vs_teacher_fp32": acc / manifests["teacher"]["accuracy_fp32"] if acc is not None else None}
+    result = {"seq": job.export.seq, "threads": job.export.threads, "rounds": job.export.rounds, "rows": rows}
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    for key, r in rows.items():
+        log.info(f"{key:>18}: {r['latency_ms_p50']:7.2f} ms  {r['speedup_vs_teacher_fp32']:5.2f}x  "
+                 f"test acc {r['test_accuracy']:.4f} ({100 * r['accuracy_vs_teacher_fp32']:.1f}% of the teacher)  "
+                 f"{r['size_mb']:.1f} MB")
+    return result
+
+
+def _write_summary(out: Path, summary: dict) -> None:
+    tmp = out / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    tmp.replace(out / "summary.json")  # atomic: a reader never sees half a file
 
 
 def run_job(job: JobSpec, resume: bool = False) -> dict:
+    from slimtune.report import write_report
+    from slimtune.search.driver import check_space
+
     out = Path(job.out)
+    if (out / "summary.json").exists() and not resume:
+        raise SlimtuneError(f"--out: {out} already holds a job; add --resume to continue it, or pick a new out folder")
+    check_space(job.search.space)  # a broken space file fails now, not after the fine-tune
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    summary: dict = {"job": dataclasses.asdict(job), "stages": {}}
-    if job.teacher:
-        teacher_dir = Path(job.teacher)
-        teacher = json.loads((teacher_dir / "metrics.json").read_text()) if (teacher_dir / "metrics.json").exists() else {}
-    else:
-        log.info("stage finetune: fine-tuning the teacher")
-        teacher_dir = out / "teacher"
-        teacher = _finetune_stage(job, teacher_dir, resume)
-    summary["stages"]["finetune"] = {"dir": str(teacher_dir), **{k: teacher.get(k) for k in
-                                     ("accuracy", "f1_macro", "num_parameters", "train_seconds")}}
-    summary["seconds"] = time.perf_counter() - started
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log.info(f"job done in {log.format_seconds(summary['seconds'])}: {out / 'summary.json'}")
-    return summary["stages"]["finetune"]
+    summary: dict = {"job": dataclasses.asdict(job), "stages": {}, "seconds": {}}
+
+    def done(stage: str, t0: float, **values) -> None:
+        summary["stages"][stage] = values
+        summary["seconds"][stage] = time.perf_counter() - t0
+        _write_summary(out, summary)
+
+    t0 = time.perf_counter()
+    teacher, teacher_metrics = _teacher_stage(job, out, resume)
+    done("teacher", t0, dir=teacher, **{k: teacher_metrics.get(k) for k in
+                                         ("accuracy", "f1_macro", "num_parameters", "train_seconds")})
+    t0 = time.perf_counter()
+    pareto = _search_stage(job, teacher, out, resume)
+    done("search", t0, dir=str(out / "search"), front_size=len(pareto["front"]),
+         trials_finished=pareto["trials_finished"], trials_failed=pareto["trials_failed"])
+    t0 = time.perf_counter()
+    winners = _winners_stage(job, teacher, pick_winners(pareto, job.winners.count, job.winners.min_accuracy_ratio), out)
+    done("winners", t0, winners=winners)
+    t0 = time.perf_counter()
+    manifests = _export_stage(job, teacher, winners, out)
+    done("export", t0, bundles={n: str(out / ("teacher_bundle" if n == "teacher" else f"winners/{n}")) for n in manifests})
+    t0 = time.perf_counter()
+    compare = _compare_stage(job, manifests, out, resume)
+    done("compare", t0, **compare)
+    t0 = time.perf_counter()
+    _stage(6, "writing report.html")
+    chosen = winners[0]["name"]
+    summary["teacher"] = compare["rows"]["teacher/fp32"]
+    summary["winner"] = {"name": chosen, "bundle": str(out / "winners" / chosen), **compare["rows"][f"{chosen}/fp32"],
+                         "int8": compare["rows"].get(f"{chosen}/int8")}
+    summary["total_seconds"] = time.perf_counter() - started
+    write_report(out, summary, pareto, manifests)
+    done("report", t0, path=str(out / "report.html"))
+    w = summary["winner"]
+    log.info(f"job done in {log.format_seconds(summary['total_seconds'])}: {out / 'report.html'}")
+    log.info(f"winner {chosen}: {w['speedup_vs_teacher_fp32']:.2f}x faster than the teacher (fp32), "
+             f"{100 * w['accuracy_vs_teacher_fp32']:.1f}% of its test accuracy; bundle {w['bundle']}")
+    return {"print": {"report": str(out / "report.html"), "summary": str(out / "summary.json"),
+                      "winner_bundle": w["bundle"], "speedup_vs_teacher_fp32": round(w["speedup_vs_teacher_fp32"], 3),
+                      "accuracy_vs_teacher_fp32": round(w["accuracy_vs_teacher_fp32"], 4),
+                      "seconds": round(summary["total_seconds"], 1)}}

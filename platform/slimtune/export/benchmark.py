@@ -80,3 +80,20 @@ def bench_torch(model, seq: int = 128, threads: int | None = None, iters: int = 
         "batch": batch, "seq": seq, "threads": threads or os.cpu_count(), "throughput_batch": throughput_batch,
     })
     return report
+
+
+def interleaved_latency(models: dict, seq: int = 128, threads: int | None = 1, rounds: int = 9,
+                        per_round: int = 20) -> dict[str, float]:
+    """Median batch-1 latency (ms) of several ONNX models timed in turns in one process: every
+    round times each model once, so load from other work on a shared machine falls on all of
+    them alike and the ratios hold even when the absolute numbers drift."""
+    sessions = {name: make_session(path, threads) for name, path in models.items()}
+    feed = _feed(1, seq)
+    for session in sessions.values():
+        time_calls(lambda f, s=session: s.run(["logits"], f), feed, warmup=5, iters=1)
+    samples: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            times = time_calls(lambda f, s=session: s.run(["logits"], f), feed, warmup=0, iters=per_round)
+            samples[name].append(float(np.median(times)))
+    return {name: float(np.median(values)) for name, values in samples.items()}

@@ -39,8 +39,9 @@ class ExportSpec:
     """Also write model.int8.onnx."""
     static_int8: bool = False
     """Static int8 (activation ranges calibrated on training texts; needs --data) instead of dynamic."""
-    data: str | None = None
-    """Dataset whose test split gives accuracy_fp32/int8 and the parity texts."""
+    data: object = None
+    """Dataset whose test split gives accuracy_fp32/int8 and the parity texts: a source string, or a
+    whole DataSpec (the pipeline passes its own, so the test split is the teacher's)."""
     optimize: bool = True
     """Try ONNX Runtime's graph fusions and keep whichever graph is faster."""
     seq: int = 128
@@ -114,7 +115,7 @@ def run_export(spec: ExportSpec) -> dict:
     if spec.data:
         from slimtune.data import DataSpec, load_data
 
-        data = load_data(DataSpec(spec.data))
+        data = load_data(spec.data if isinstance(spec.data, DataSpec) else DataSpec(spec.data))
         if list(data.label_names) != labels:
             raise SlimtuneError(f"--data: its labels {list(data.label_names)} differ from the model's {labels}")
     tokenizer = load_tokenizer(resolved)
@@ -162,7 +163,7 @@ def run_export(spec: ExportSpec) -> dict:
         manifest.update({
             "source_model": spec.model,
             "source_info": {k: info.get(k) for k in ("source_model", "teacher", "data_fingerprint", "shape")},
-            "eval_data": spec.data,
+            "eval_data": spec.data if isinstance(spec.data, str) or spec.data is None else spec.data.source,
             "eval_data_fingerprint": data.fingerprint if data is not None else None,
             "slimtune_version": __version__,
             "git_commit": _git_commit(),
@@ -233,6 +234,7 @@ def _measure(folder: Path, data, spec: ExportSpec, has_int8: bool, bench_onnx, B
                 continue
             scores = Bundle(folder, int8=flag, threads=spec.threads).evaluate(texts, labels)
             result[f"accuracy_{kind}"], result[f"f1_macro_{kind}"] = scores["accuracy"], scores["f1_macro"]
+            result[f"confusion_{kind}"] = scores["confusion"]  # rows: true label, columns: predicted
         log.info(f"test accuracy fp32 {result['accuracy_fp32']:.4f}"
                  + (f", int8 {result['accuracy_int8']:.4f}" if has_int8 else ""))
         if has_int8 and result["accuracy_fp32"] - result["accuracy_int8"] > INT8_MAX_ACCURACY_DROP:

@@ -80,6 +80,10 @@ class TrainResult:
     step_seconds: list[float] = field(default_factory=list)
     """Mean seconds per step of each progress window, for steady-state timing (first is warm-up)."""
     steps: int = 0
+    worker_nodes: list[str] | None = None
+    """Ray node id of each rank (Ray Train runs only)."""
+    resumed_from: list[int] = field(default_factory=list)
+    """The step each restart after a failure resumed at (Ray Train runs only)."""
 
 
 LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
@@ -165,7 +169,7 @@ def evaluate(model, split: EncodedSplit, num_labels: int, pad_token_id: int, *, 
              ctx=None, spec: TrainSpec | None = None) -> dict:
     """Accuracy and macro-F1 over `split`; with several workers each scores a shard, then the
     confusion matrices are summed, so every worker returns the metrics of the whole split."""
-    ctx = ctx or LocalContext()
+    ctx = ctx or LocalContext(next(model.parameters()).device)  # alone: score where the model is
     spec = spec or TrainSpec()
     was_training = model.training
     model.eval()

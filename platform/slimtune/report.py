@@ -1,0 +1,187 @@
+"""report.html for a finished job: one self-contained file (inline CSS, the plot as a data: URI,
+no scripts, nothing fetched), so it can be mailed or opened offline.
+
+Sections, each with a stable id a test can find: #headline, #comparison (teacher against the
+winners), #pareto (the search's plot), #confusion (the chosen winner's test confusion matrix),
+#trials (every trial, the front marked), #job (stage times and settings).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+
+CSS = """
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #e4e7eb;padding-bottom:.3rem}
+.sub{color:#616e7c;margin-top:0}
+.cards{display:flex;gap:1rem;flex-wrap:wrap;margin:1.2rem 0}
+.card{border:1px solid #e4e7eb;border-radius:8px;padding:.8rem 1.1rem;min-width:180px}
+.card b{display:block;font-size:1.5rem;color:#0b6e4f}.card span{color:#616e7c;font-size:.85rem}
+table{border-collapse:collapse;font-size:.88rem;margin:.6rem 0}
+th,td{padding:.3rem .6rem;border-bottom:1px solid #e4e7eb;text-align:right;white-space:nowrap}
+th{background:#f5f7fa;position:sticky;top:0}td.l,th.l{text-align:left}
+tr.front td{background:#fff4e6}tr.chosen td{background:#e6fcf5;font-weight:600}
+.scroll{max-height:420px;overflow:auto;border:1px solid #e4e7eb}
+img{max-width:100%;border:1px solid #e4e7eb;border-radius:6px}
+.cm td{text-align:center;min-width:3.2rem}.note{color:#616e7c;font-size:.85rem}
+code{background:#f5f7fa;padding:0 .25rem;border-radius:3px}
+"""
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return html.escape(str(value))
+
+
+def _table(headers: list[str], rows: list[list], classes: list[str] | None = None, left: int = 1) -> str:
+    head = "".join(f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>' for i, h in enumerate(headers))
+    body = []
+    for n, row in enumerate(rows):
+        cls = f' class="{classes[n]}"' if classes and classes[n] else ""
+        cells = "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(row))
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _comparison(summary: dict, manifests: dict) -> str:
+    rows, classes = [], []
+    compare = summary["stages"]["compare"]["rows"]
+    chosen = summary["winner"]["name"]
+    for key, r in compare.items():
+        name = r["model"]
+        m = manifests[name]
+        shape = "" if name == "teacher" else _shape(summary, name)
+        rows.append([html.escape(name), r["precision"], shape, _fmt(r["test_accuracy"]),
+                     _fmt(None if r["accuracy_vs_teacher_fp32"] is None else 100 * r["accuracy_vs_teacher_fp32"], 1) + " %",
+                     _fmt(r["latency_ms_p50"], 2), _fmt(r["speedup_vs_teacher_fp32"], 2) + "×", _fmt(r["size_mb"], 1),
+                     _fmt(m.get("parity_max_abs_diff"), 7) if r["precision"] == "fp32" else "–"])
+        classes.append("chosen" if name == chosen else "")
+    return _table(["model", "precision", "shape", "test accuracy", "of teacher", "latency p50 (ms)", "speed-up",
+                   "size (MB)", "ONNX parity"], rows, classes, left=3)
+
+
+def _shape(summary: dict, name: str) -> str:
+    for w in summary["stages"]["winners"]["winners"]:
+        if w["name"] == name:
+            c = w["final"]["candidate"]
+            layers = "all" if c.get("layers") is None else c["layers"]
+            return html.escape(f"{layers} layers, −{100 * c['heads']:.0f}% heads, −{100 * c['ffn']:.0f}% FFN")
+    return ""
+
+
+def _confusion(manifest: dict) -> str:
+    matrix = manifest.get("confusion_fp32")
+    if not matrix:
+        return '<p class="note">No test data was given to the export, so there is no confusion matrix.</p>'
+    labels = manifest["labels"]
+    peak = max(max(row) for row in matrix) or 1
+    head = "".join(f"<th>{html.escape(str(l))}</th>" for l in labels)
+    body = []
+    for label, row in zip(labels, matrix):
+        total = sum(row) or 1
+        cells = []
+        for j, v in enumerate(row):
+            alpha = 0.12 + 0.75 * v / peak
+            color = "11,110,79" if labels[j] == label else "201,42,42"
+            cells.append(f'<td style="background:rgba({color},{alpha if v else 0:.2f})" title="{v / total:.1%} of {html.escape(str(label))}">{v}</td>')
+        body.append(f'<tr><th class="l">{html.escape(str(label))}</th>{"".join(cells)}</tr>')
+    return (f'<table class="cm"><thead><tr><th class="l">true \\ predicted</th>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def _trials(search_dir: Path, pareto: dict, chosen_trial: str) -> str:
+    path = search_dir / "trials.csv"
+    if not path.exists():
+        return '<p class="note">No trials.csv.</p>'
+    with path.open() as f:
+        records = list(csv.DictReader(f))
+    front = {str(r["trial_id"]) for r in pareto["front"]}
+    cols = [c for c in ("trial_id", "status", "layers", "heads", "ffn", "importance", "temperature", "alpha",
+                        "hidden_weight", "lr", "epochs", "accuracy", "test_accuracy", "latency_ms", "size_mb",
+                        "num_parameters", "trial_seconds") if records and c in records[0]]
+    rows, classes = [], []
+    for r in sorted(records, key=lambda r: float(r.get("latency_ms") or 1e9)):
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            try:
+                v = int(v) if v.isdigit() else float(v) if v not in ("", "nan") else ""
+            except ValueError:
+                pass
+            cells.append(_fmt(v, 2 if c in ("latency_ms", "size_mb", "trial_seconds", "temperature", "alpha") else
+                              6 if c == "lr" else 4))
+        rows.append(cells)
+        tid = str(r["trial_id"])
+        classes.append("chosen" if tid == chosen_trial else "front" if tid in front else "")
+    return f'<div class="scroll">{_table(cols, rows, classes, left=2)}</div>'
+
+
+def write_report(out: Path, summary: dict, pareto: dict, manifests: dict) -> Path:
+    job = summary["job"]
+    w, t = summary["winner"], summary["teacher"]
+    chosen = next(x for x in summary["stages"]["winners"]["winners"] if x["name"] == w["name"])
+    png = out / "search" / "pareto.png"
+    plot = (f'<img alt="Pareto front: validation accuracy against latency" '
+            f'src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">' if png.exists()
+            else '<p class="note">No pareto.png.</p>')
+    int8 = w.get("int8")
+    cards = [
+        (f"{w['speedup_vs_teacher_fp32']:.1f}×", "faster than the teacher (fp32 ONNX, same measurement)"),
+        (f"{100 * w['accuracy_vs_teacher_fp32']:.1f} %", "of the teacher's test accuracy"),
+        (f"{t['size_mb'] / w['size_mb']:.1f}× smaller", f"{w['size_mb']:.1f} MB against {t['size_mb']:.1f} MB"),
+    ]
+    if int8:
+        cards.append((f"{int8['speedup_vs_teacher_fp32']:.1f}×", f"int8: {int8['latency_ms_p50']:.2f} ms, "
+                      f"test accuracy {int8['test_accuracy']:.4f}"))
+    card_html = "".join(f"<div class=card><b>{html.escape(a)}</b><span>{html.escape(b)}</span></div>" for a, b in cards)
+    compare = summary["stages"]["compare"]
+    timings = _table(["stage", "seconds"], [[s, _fmt(v, 1)] for s, v in summary["seconds"].items()])
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>slimtune report: {html.escape(job['model'])} on {html.escape(job['data']['source'])}</title>
+<style>{CSS}</style></head><body>
+<section id="headline">
+<h1>slimtune report</h1>
+<p class="sub">Teacher <code>{html.escape(job['teacher'] or job['model'])}</code> on <code>{html.escape(job['data']['source'])}</code>;
+chosen winner <code>{html.escape(w['name'])}</code> (trial {html.escape(str(chosen['trial_id']))}, {html.escape(chosen['why'])}),
+bundle <code>{html.escape(w['bundle'])}</code>.</p>
+<div class="cards">{card_html}</div>
+</section>
+<section id="comparison"><h2>Teacher against the winners</h2>
+<p class="note">Test accuracy from the bundles themselves (onnxruntime, no torch). Latency: ONNX Runtime, batch 1,
+{compare['seq']} tokens, {compare['threads']} thread(s), all models timed in turns in one process, median of
+{compare['rounds']} rounds. Speed-up is against the teacher's fp32 bundle.</p>
+{_comparison(summary, manifests)}
+</section>
+<section id="pareto"><h2>Search: accuracy against latency</h2>
+<p class="note">{pareto['trials_finished']} trials finished, {pareto['trials_failed']} failed; sampler {html.escape(str(pareto.get('sampler')))}.
+The front is the trials no other trial beats on every objective ({', '.join(pareto['objectives'])}); validation accuracy, ONNX fp32 latency at 1 thread.</p>
+{plot}
+</section>
+<section id="confusion"><h2>Confusion matrix of {html.escape(w['name'])} (test split, fp32)</h2>
+{_confusion(manifests[w['name']])}
+</section>
+<section id="trials"><h2>All trials</h2>
+<p class="note">Sorted by latency. Orange: on the Pareto front. Green: the chosen winner.</p>
+{_trials(out / 'search', pareto, str(chosen['trial_id']))}
+</section>
+<section id="job"><h2>Job</h2>
+{timings}
+<details><summary>settings</summary><pre>{html.escape(json.dumps(job, indent=2))}</pre></details>
+</section>
+</body></html>
+"""
+    path = out / "report.html"
+    tmp = out / ".report.html.tmp"
+    tmp.write_text(page)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,92 @@
+"""`slimtune run` end to end on the tiny model: every stage, the report's structure, and a
+`--resume` that redoes nothing."""
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SPACE = '''def space(trial):
+    return {"layers": trial.suggest_int("layers", 1, 2),
+            "heads": trial.suggest_categorical("heads", [0.0, 0.5]),
+            "ffn": 0.5, "lr": 3e-3, "epochs": 1}
+'''
+
+
+class _Page(HTMLParser):
+    """Collects what a self-contained report must and must not have."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids, self.images, self.external, self.scripts, self.tables = set(), [], [], 0, 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        if tag == "script":
+            self.scripts += 1
+        if tag == "table":
+            self.tables += 1
+        for key in ("src", "href"):
+            if attrs.get(key, "").startswith(("http:", "https:", "//", "file:")):
+                self.external.append(attrs[key])
+
+
+def test_run_job_end_to_end_and_resume(ray_cluster, tiny_model_dir, texts_csv, tmp_path, capfd):
+    from slimtune.pipeline import load_job, run_job
+
+    (tmp_path / "space.py").write_text(SPACE)
+    (tmp_path / "job.yaml").write_text(f"""
+model: {tiny_model_dir}
+out: {tmp_path / 'out'}
+data: {{source: {texts_csv}}}
+finetune: {{epochs: 3, batch_size: 16, lr: 0.003, max_length: 32, workers: 0}}
+search: {{space: space.py, trials: 2, concurrency: 2}}
+winners: {{count: 1, epochs: 1}}
+export: {{seq: 32, rounds: 2}}
+""")
+    job = load_job(str(tmp_path / "job.yaml"))
+    result = run_job(job)["print"]
+    out = tmp_path / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["stages"]) == {"teacher", "search", "winners", "export", "compare", "report"}
+    assert summary["winner"]["name"] == "winner-1" and summary["winner"]["speedup_vs_teacher_fp32"] > 0
+    assert result["winner_bundle"] == str(out / "winners" / "winner-1")
+    for bundle in (out / "teacher_bundle", out / "winners" / "winner-1"):
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        assert (bundle / "model.onnx").exists() and (bundle / "model.int8.onnx").exists()
+        assert manifest["accuracy_fp32"] is not None and len(manifest["confusion_fp32"]) == 2
+    compare = json.loads((out / "compare.json").read_text())["rows"]
+    assert set(compare) == {"teacher/fp32", "teacher/int8", "winner-1/fp32", "winner-1/int8"}
+    assert compare["teacher/fp32"]["speedup_vs_teacher_fp32"] == 1.0
+
+    page = _Page()
+    page.feed((out / "report.html").read_text())
+    assert {"headline", "comparison", "pareto", "confusion", "trials", "job"} <= page.ids
+    assert page.images and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert not page.external and page.scripts == 0 and page.tables >= 4
+
+    stamp = (out / "winners" / "winner-1" / "manifest.json").stat().st_mtime
+    capfd.readouterr()
+    run_job(job, resume=True)
+    log = capfd.readouterr().err
+    for stage in ("teacher", "search", "compare"):
+        assert f"{stage}: already" in log
+    assert "(1 already done)" in log and "exporting" not in log and "fine-tuning" not in log
+    assert (out / "winners" / "winner-1" / "manifest.json").stat().st_mtime == stamp
+
+
+def test_rerun_without_resume_refuses(tmp_path):
+    from slimtune.errors import SlimtuneError
+    from slimtune.pipeline import load_job, run_job
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "summary.json").write_text("{}")
+    (tmp_path / "job.yaml").write_text(f"out: {tmp_path / 'out'}\n")
+    with pytest.raises(SlimtuneError, match="--resume"):
+        run_job(load_job(str(tmp_path / "job.yaml")))
