@@ -33,9 +33,13 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
             "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
         }
     }
+    # Under `ray job submit` the job's runtime env (cluster/runtime_env.yaml) already sets its
+    # env_vars in this process, and Ray refuses a driver runtime env that repeats a key: pass
+    # only what is not set yet (a value the user set stays theirs).
+    runtime_env["env_vars"] = {k: v for k, v in runtime_env["env_vars"].items() if k not in os.environ}
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, runtime_env=runtime_env, **common)
+        ray.init(address=address, runtime_env=runtime_env if runtime_env["env_vars"] else None, **common)
         log.info(f"joined the Ray cluster at {address}")
         return
     # Ray starts workers at nice 15 by default; our training workers are the work itself, and at

@@ -25,3 +25,57 @@ def test_two_workers_learn_and_return_best_weights(ray_cluster, tmp_path):
     checkpoints = [p for p in tmp_path.glob("finetune-*/checkpoint_*") if p.is_dir()]
     assert len(checkpoints) == 1  # num_to_keep=1
     assert {p.name for p in checkpoints[0].iterdir()} >= {"model.safetensors", "best.safetensors", "optimizer.pt", "state.json"}
+
+
+class _SlowLoss:
+    """Cross-entropy with a pause per step, so a run lasts long enough to kill a worker mid-way."""
+
+    def __call__(self, model, batch):
+        import time
+
+        from slimtune.train.loop import cross_entropy_loss
+
+        time.sleep(0.15)
+        return cross_entropy_loss(model, batch)
+
+
+def test_killed_worker_resumes_from_checkpoint(ray_cluster, tmp_path):
+    """SIGKILL one Ray Train worker after the first checkpoint: Ray restarts the worker group,
+    which resumes at that checkpoint's step, not at step 0, and the run still finishes."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from ray.util.state import list_actors
+
+    from slimtune.train.ray_train import fit_on_ray
+
+    tok, train_split, val_split = tiny_splits(200, 160, seed=1)
+    model = build_tiny_bert(vocab_size=len(tok))
+    spec = TrainSpec(epochs=6, batch_size=16, lr=3e-3, log_every=1000)
+    out = {}
+
+    def run():
+        out["result"] = fit_on_ray(model, train_split, val_split, spec, num_labels=2, pad_token_id=tok.pad_token_id,
+                                   workers=2, use_gpu=False, storage=tmp_path, loss_fn=_SlowLoss(), name="killtest")
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("killtest-*/checkpoint_*/state.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(tmp_path.glob("killtest-*/checkpoint_*/state.json")), "no checkpoint was written"
+    time.sleep(1.0)  # the file lands before Ray registers the checkpoint; kill inside epoch 2 (2 s)
+    import ray
+
+    workers = list_actors(address=ray.get_runtime_context().gcs_address,
+                          filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    assert len(workers) == 2
+    os.kill(workers[1]["pid"], signal.SIGKILL)
+    thread.join(timeout=240)
+    assert not thread.is_alive()
+    _, record, _ = out["result"]
+    assert len(record.resumed_from) == 1 and record.resumed_from[0] > 0  # from a checkpoint, not step 0
+    assert record.resumed_from[0] % 10 == 0  # an epoch boundary: 10 steps per epoch
+    assert len(record.history) == 6 and record.steps == 60

@@ -124,6 +124,8 @@ def run_finetune(spec: FinetuneSpec) -> dict:
         "num_labels": data.num_labels,
         "train_seconds": record.train_seconds,
         "startup_seconds": startup,
+        "worker_nodes": record.worker_nodes,
+        "resumed_from": record.resumed_from,
         "label_names": list(data.label_names),
         "confusion": test["confusion"],
         "best_epoch": record.best_epoch,

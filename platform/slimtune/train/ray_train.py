@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from slimtune import log
 from slimtune.ray_session import ensure_ray, forward_progress, progress_relay
 from slimtune.train.loop import TrainResult, TrainSpec, train
 
@@ -42,6 +43,13 @@ class RayContext:
         self.rank = context.get_world_rank()
         self.world_size = context.get_world_size()
         self.device = ray.train.torch.get_device()
+        # where each rank runs (node ids), so a run can show it was spread over several machines
+        node = ray.get_runtime_context().get_node_id()
+        self.worker_nodes = [node]
+        if self.world_size > 1 and dist.is_initialized():
+            self.worker_nodes = [None] * self.world_size
+            dist.all_gather_object(self.worker_nodes, node)
+        self.resumed_from: list[int] = []  # the step each restart of this run resumed at
 
     def prepare_model(self, model):
         return ray.train.torch.prepare_model(model)  # moves to the device, wraps in DDP if N > 1
@@ -66,6 +74,8 @@ class RayContext:
         with checkpoint.as_directory() as folder:
             folder = Path(folder)
             state = json.loads((folder / "state.json").read_text())
+            self.resumed_from = state.pop("resumed_from", []) + [state["step"]]
+            state.pop("worker_nodes", None)
             state["model"] = load_file(folder / "model.safetensors")
             best = folder / "best.safetensors"
             state["best_model"] = load_file(best) if best.exists() else None
@@ -84,7 +94,9 @@ class RayContext:
             if state["best_model"] is not None:
                 save_file(_contiguous(state["best_model"]), folder / "best.safetensors")
             torch.save({"optimizer": state["optimizer"], "scheduler": state["scheduler"]}, folder / "optimizer.pt")
-            (folder / "state.json").write_text(json.dumps({k: state[k] for k in _JSON_STATE_KEYS}))
+            (folder / "state.json").write_text(json.dumps({**{k: state[k] for k in _JSON_STATE_KEYS},
+                                                          "worker_nodes": self.worker_nodes,
+                                                          "resumed_from": self.resumed_from}))
             ray.train.report(metrics=metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
@@ -158,6 +170,10 @@ def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: in
     record = TrainResult(
         history=state["history"], best_epoch=state["best_epoch"], best_metrics=state["best_metrics"],
         train_seconds=state["train_seconds"], step_seconds=state["step_seconds"], steps=state["step"],
+        worker_nodes=state.get("worker_nodes"), resumed_from=state.get("resumed_from", []),
     )
+    if record.resumed_from:
+        log.info(f"training was restarted {len(record.resumed_from)} time(s), each from its last checkpoint "
+                 f"(resumed at step {', '.join(map(str, record.resumed_from))})")
     model.eval()
     return model, record, max(0.0, wall - record.train_seconds)
