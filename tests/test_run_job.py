@@ -44,6 +44,7 @@ def test_run_job_end_to_end_and_resume(ray_cluster, tiny_model_dir, texts_csv, t
     (tmp_path / "job.yaml").write_text(f"""
 model: {tiny_model_dir}
 out: {tmp_path / 'out'}
+storage: {tmp_path / 'shared'}
 data: {{source: {texts_csv}}}
 finetune: {{epochs: 3, batch_size: 16, lr: 0.003, max_length: 32, workers: 0}}
 search: {{space: space.py, trials: 2, concurrency: 2}}
@@ -61,6 +62,9 @@ export: {{seq: 32, rounds: 2}}
         manifest = json.loads((bundle / "manifest.json").read_text())
         assert (bundle / "model.onnx").exists() and (bundle / "model.int8.onnx").exists()
         assert manifest["accuracy_fp32"] is not None and len(manifest["confusion_fp32"]) == 2
+    shared = tmp_path / "shared" / "out"  # checkpoints, trials and a copy of the results
+    assert (shared / "results" / "report.html").exists() and (shared / "results" / "winners" / "winner-1" / "model.onnx").exists()
+    assert list((shared / "search" / "search").glob("*/checkpoint_*"))
     compare = json.loads((out / "compare.json").read_text())["rows"]
     assert set(compare) == {"teacher/fp32", "teacher/int8", "winner-1/fp32", "winner-1/int8"}
     assert compare["teacher/fp32"]["speedup_vs_teacher_fp32"] == 1.0

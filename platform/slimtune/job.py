@@ -121,6 +121,9 @@ class JobSpec:
     out: str = "runs/job"
     teacher: str | None = None
     """An already fine-tuned teacher folder: the fine-tune stage is skipped."""
+    storage: str | None = None
+    """Shared storage (a folder every node reaches, or s3:// / gs://) for Ray Train checkpoints and
+    Tune trials; the report, summary and bundles are copied there at the end. None: under `out`."""
     data: DataSection = field(default_factory=DataSection)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
     search: SearchSection = field(default_factory=SearchSection)
@@ -191,6 +194,10 @@ def load_job(path: str, overrides: list[str] | None = None, out: str | None = No
     if out:
         raw["out"] = out
     job = _build(JobSpec, raw)
+    if job.storage:
+        from slimtune.storage import resolve
+
+        resolve(job.storage, Path(job.out), "job: storage")
     space = _find_space(job.search.space, file.parent)
     return dataclasses.replace(job, search=dataclasses.replace(job.search, space=space))
 

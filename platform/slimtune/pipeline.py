@@ -35,6 +35,12 @@ def _data_spec(job: JobSpec, max_train_samples: int | None = None):
                     max_train_samples=max_train_samples or d.max_train_samples, seed=d.seed)
 
 
+def _storage(job: JobSpec, part: str) -> str | None:
+    from slimtune.storage import join
+
+    return join(job.storage, Path(job.out).name, part) if job.storage else None
+
+
 def _stage(n: int, text: str) -> None:
     log.info(f"stage {n}/{len(STAGES)} {STAGES[n - 1]}: {text}")
 
@@ -56,7 +62,8 @@ def _teacher_stage(job: JobSpec, out: Path, resume: bool) -> tuple[str, dict]:
     f = job.finetune
     spec = FinetuneSpec(model=job.model, data=_data_spec(job), out=str(folder),
                         train=TrainSpec(epochs=f.epochs, batch_size=f.batch_size, lr=f.lr, seed=job.data.seed),
-                        max_length=f.max_length, workers=f.workers, use_gpu=f.use_gpu)
+                        max_length=f.max_length, workers=f.workers, use_gpu=f.use_gpu,
+                        storage=_storage(job, "teacher-checkpoints"))
     return str(folder), run_finetune(spec)
 
 
@@ -70,7 +77,7 @@ def _search_spec(job: JobSpec, teacher: str, out: Path, resume: bool, full_data:
                       seed=job.data.seed, resume=resume, retries=s.retries, max_train_samples=rows,
                       max_length=job.finetune.max_length, seq=job.export.seq, latency_threads=s.latency_threads,
                       keep_all=s.keep_all, max_steps=None if full_data else s.max_steps,
-                      gpus_per_trial=s.gpus_per_trial)
+                      gpus_per_trial=s.gpus_per_trial, storage=_storage(job, "search"))
 
 
 def _search_stage(job: JobSpec, teacher: str, out: Path, resume: bool) -> dict:
@@ -176,6 +183,25 @@ def _compare_stage(job: JobSpec, manifests: dict, out: Path, resume: bool) -> di
     return result
 
 
+def _publish(job: JobSpec, out: Path, names: list[str]) -> None:
+    """Copy what a user takes away (report, summary, bundles) to the shared storage."""
+    import shutil
+    import tempfile
+
+    from slimtune.storage import join, upload_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "results"
+        staged.mkdir()
+        for name in ("report.html", "summary.json", "compare.json"):
+            shutil.copy(out / name, staged / name)
+        for name in names:
+            source = out / ("teacher_bundle" if name == "teacher" else f"winners/{name}")
+            shutil.copytree(source, staged / source.relative_to(out))
+        target = upload_dir(staged, join(job.storage, Path(job.out).name, "results"))
+    log.info(f"copied the report, summary and bundles to {target}")
+
+
 def _write_summary(out: Path, summary: dict) -> None:
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -225,6 +251,8 @@ def run_job(job: JobSpec, resume: bool = False) -> dict:
     summary["total_seconds"] = time.perf_counter() - started
     write_report(out, summary, pareto, manifests)
     done("report", t0, path=str(out / "report.html"))
+    if job.storage:
+        _publish(job, out, list(manifests))
     w = summary["winner"]
     log.info(f"job done in {log.format_seconds(summary['total_seconds'])}: {out / 'report.html'}")
     log.info(f"winner {chosen}: {w['speedup_vs_teacher_fp32']:.2f}x faster than the teacher (fp32), "

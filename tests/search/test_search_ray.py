@@ -26,7 +26,8 @@ def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_pa
 
     (tmp_path / "space.py").write_text(SPACE)
     spec = SearchSpec(teacher=str(teacher), data=str(texts_csv), space=str(tmp_path / "space.py"),
-                      out=str(tmp_path / "s"), trials=3, concurrency=2, max_train_samples=None, max_length=32, seq=32)
+                      out=str(tmp_path / "s"), trials=3, concurrency=2, max_train_samples=None, max_length=32, seq=32,
+                      storage=str(tmp_path / "shared"))  # Tune state and trial models apart from --out
     summary = run_search(spec)
     trials = pd.read_csv(tmp_path / "s" / "trials.csv")
     assert len(trials) == 3 and (trials["status"] == "finished").all()
@@ -37,7 +38,12 @@ def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_pa
         assert not any(o["accuracy"] >= row["accuracy"] and o["latency_ms"] < row["latency_ms"]
                        for o in trials.to_dict("records"))
     kept = {p.name for p in (tmp_path / "s" / "trials").iterdir()}
-    assert kept == {str(r["trial_id"]) for r in pareto["front"]}  # the others' models were removed
+    assert kept == {str(r["trial_id"]) for r in pareto["front"]}  # fetched from storage: the front only
+    for row in pareto["front"]:
+        assert row["model_path"] == str(tmp_path / "s" / "trials" / str(row["trial_id"]) / "model")
+        assert (tmp_path / "s" / "trials" / str(row["trial_id"]) / "model" / "model.safetensors").exists()
+    stored = list((tmp_path / "shared" / "search").glob("*/checkpoint_*"))
+    assert len(stored) == len(pareto["front"])  # the other trials' models were removed from storage
     assert (tmp_path / "s" / "pareto.png").stat().st_size > 10_000
     assert summary["trials_finished"] == 3
 

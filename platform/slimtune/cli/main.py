@@ -38,6 +38,8 @@ def _finetune_parser(sub) -> None:
     p.add_argument("--max-length", type=int, default=128, help="tokens per text, longer ones truncated (default 128)")
     p.add_argument("--workers", type=int, default=None, help="Ray Train workers; 0 = this process (default: 1 when RAY_ADDRESS is set, else 0)")
     p.add_argument("--use-gpu", action="store_true", help="train on GPU (one per worker)")
+    p.add_argument("--storage", default=None, metavar="PATH|URI",
+                   help="checkpoints and trial state: a folder every node reaches, or s3://... / gs://... (default: under --out)")
     p.set_defaults(func=_cmd_finetune)
 
 
@@ -55,6 +57,7 @@ def _cmd_finetune(args) -> dict:
         max_length=args.max_length,
         workers=args.workers,
         use_gpu=args.use_gpu,
+        storage=args.storage,
     )
     return run_finetune(spec)
 
@@ -285,6 +288,8 @@ def _search_parser(sub) -> None:
     p.add_argument("--keep-all", action="store_true", help="keep every trial's model, not only the front's")
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPU share each trial asks Ray for (0.25: four trials share one GPU; default 0: CPUs)")
+    p.add_argument("--storage", default=None, metavar="PATH|URI",
+                   help="checkpoints and trial state: a folder every node reaches, or s3://... / gs://... (default: under --out)")
     p.set_defaults(func=_cmd_search)
 
 
@@ -296,6 +301,7 @@ def _cmd_search(args) -> dict:
         concurrency=args.concurrency, objectives=tuple(args.objectives.split(",")), sampler=args.sampler,
         seed=args.seed, resume=args.resume, retries=args.retries, max_train_samples=args.max_train_samples,
         max_steps=args.max_steps, keep_all=args.keep_all, gpus_per_trial=args.gpus_per_trial,
+        storage=args.storage,
     ))
     return {"print": {"front": len(summary["front"]), "trials_finished": summary["trials_finished"],
                       "trials_failed": summary["trials_failed"], "seconds": summary["seconds"]}}
@@ -308,13 +314,16 @@ def _run_parser(sub) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override a job key (dotted path)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the job's out)")
     p.add_argument("--resume", action="store_true", help="skip the stages that already finished in DIR")
+    p.add_argument("--storage", default=None, metavar="PATH|URI",
+                   help="shared storage for checkpoints, trials and a copy of the results: a folder every node reaches, or s3://... / gs://...")
     p.set_defaults(func=_cmd_run)
 
 
 def _cmd_run(args) -> dict:
     from slimtune.pipeline import load_job, run_job
 
-    job = load_job(args.job, args.overrides, out=args.out)
+    overrides = list(args.overrides) + ([f"storage={args.storage}"] if args.storage else [])
+    job = load_job(args.job, overrides, out=args.out)
     return run_job(job, resume=args.resume)
 
 

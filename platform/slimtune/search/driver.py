@@ -17,6 +17,8 @@ from pathlib import Path
 from slimtune import log
 from slimtune.errors import SlimtuneError
 from slimtune.search.space import KNOBS, candidate_from, load_space
+from slimtune.storage import join
+from slimtune.storage import resolve as resolve_storage
 
 OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "size_mb": "min"}
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -46,6 +48,9 @@ class SearchSpec:
     max_steps: int | None = None
     gpus_per_trial: float = 0.0
     """GPU share each trial asks Ray for; 0.25 lets four small trials train on one GPU at once."""
+    storage: str | None = None
+    """Tune's trial state and every trial's model: a folder every node reaches, or s3:// / gs://
+    (default: OUT/tune, enough on one machine)."""
 
     def __post_init__(self):
         bad = [o for o in self.objectives if o not in OBJECTIVES]
@@ -122,8 +127,11 @@ def build_shared(spec: SearchSpec, measure_teacher: bool = True):
     return shared, teacher_metrics
 
 
-def _trainable(config: dict, shared=None, out: str = "", threads: int = 1):
-    """A Tune trial: candidate from the sampled knobs, built and measured in this process."""
+def _trainable(config: dict, shared=None, threads: int = 1):
+    """A Tune trial: candidate from the sampled knobs, built and measured in this process. Its
+    model goes to Tune's storage as the trial's checkpoint, so it is reachable from any node."""
+    import tempfile
+
     import torch
     from ray import tune
 
@@ -131,9 +139,10 @@ def _trainable(config: dict, shared=None, out: str = "", threads: int = 1):
 
     torch.set_num_threads(threads)
     candidate = candidate_from({k: v for k, v in config.items() if k in KNOBS})
-    trial_id = tune.get_context().get_trial_id()
-    metrics = run_candidate(candidate, shared, Path(out) / "trials" / trial_id)
-    tune.report(metrics)
+    with tempfile.TemporaryDirectory(prefix="slimtune-trial-") as folder:
+        metrics = run_candidate(candidate, shared, Path(folder))
+        metrics["model_path"] = None  # set by the driver for the models it keeps
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(Path(folder) / "model")))
 
 
 def _progress_callback(total: int):
@@ -215,19 +224,19 @@ def run_search(spec: SearchSpec) -> dict:
 
     space = check_space(spec.space)
     out = Path(spec.out).resolve()
-    storage = out / "tune"
-    if (storage / "search").exists() and not spec.resume:
-        raise SlimtuneError(f"--out: {out} already holds a search; add --resume to continue it or pick a new folder")
+    storage = resolve_storage(spec.storage, out / "tune")
+    experiment = join(storage, "search")
+    if not spec.resume and tune.Tuner.can_restore(experiment):
+        raise SlimtuneError(f"--out: {experiment} already holds a search; add --resume to continue it or pick a new folder")
     started = time.perf_counter()
     shared, teacher_metrics = build_shared(spec)
     ensure_ray()
     threads = max(1, int(ray.cluster_resources().get("CPU", 1) // spec.concurrency))
     resources = {"CPU": threads, **({"GPU": spec.gpus_per_trial} if spec.gpus_per_trial else {})}
-    trainable = tune.with_resources(tune.with_parameters(_trainable, shared=shared, out=str(out), threads=threads),
-                                    resources)
-    if spec.resume and tune.Tuner.can_restore(str(storage / "search")):
-        log.info(f"resuming the search in {storage / 'search'}")
-        tuner = tune.Tuner.restore(str(storage / "search"), trainable=trainable, resume_errored=True)
+    trainable = tune.with_resources(tune.with_parameters(_trainable, shared=shared, threads=threads), resources)
+    if spec.resume and tune.Tuner.can_restore(experiment):
+        log.info(f"resuming the search in {experiment}")
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
     else:
         modes = [OBJECTIVES[o] for o in spec.objectives]
         searcher = OptunaSearch(space=SpaceAdapter(str(Path(spec.space).resolve())), metric=list(spec.objectives),
@@ -236,15 +245,31 @@ def run_search(spec: SearchSpec) -> dict:
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.trials,
                                         max_concurrent_trials=spec.concurrency),
-            run_config=tune.RunConfig(name="search", storage_path=str(storage), verbose=0,
+            run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=spec.retries),
                                       callbacks=[_progress_callback(spec.trials)]),
         )
     results = tuner.fit()
-    summary = write_outputs(spec, space, results, teacher_metrics, out, time.perf_counter() - started)
-    if not spec.keep_all:
-        front = {row["model_path"] for row in summary["front"]}
-        for folder in (out / "trials").glob("*"):
-            if str(folder / "model") not in front:
-                shutil.rmtree(folder, ignore_errors=True)
-    return summary
+    return write_outputs(spec, space, results, teacher_metrics, out, time.perf_counter() - started)
+
+
+def keep_models(rows: list[dict], checkpoints: dict, keep: set, out: Path) -> None:
+    """Fetch the kept trials' models from Tune's storage into OUT/trials/<id>/model; delete the
+    other trials' models from storage (the front is what a user copies on)."""
+    for row in rows:
+        checkpoint = checkpoints.get(row["trial_id"])
+        local = out / "trials" / str(row["trial_id"]) / "model"
+        if row["trial_id"] in keep:
+            if not (local / "config.json").exists() and checkpoint is not None:
+                shutil.rmtree(local, ignore_errors=True)
+                local.parent.mkdir(parents=True, exist_ok=True)
+                checkpoint.to_directory(str(local))
+            row["model_path"] = str(local) if (local / "config.json").exists() else None
+        else:
+            row["model_path"] = None
+            shutil.rmtree(local.parent, ignore_errors=True)
+            if checkpoint is not None:
+                try:
+                    checkpoint.filesystem.delete_dir(checkpoint.path)
+                except (FileNotFoundError, OSError):
+                    pass  # already removed by an earlier run of this search

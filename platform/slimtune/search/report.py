@@ -12,17 +12,18 @@ from slimtune.search.space import KNOBS
 METRICS = ("accuracy", "test_accuracy", "latency_ms", "size_mb", "num_parameters", "encoder_flops", "trial_seconds")
 
 
-def _rows(results) -> list[dict]:
-    rows = []
+def _rows(results) -> tuple[list[dict], dict]:
+    rows, checkpoints = [], {}
     for result in results:
         metrics = result.metrics or {}
         row = {"trial_id": metrics.get("trial_id") or Path(result.path).name.split("_")[1] if result.path else "",
                "status": "error" if result.error else ("finished" if "accuracy" in metrics else "incomplete")}
         row.update({k: (result.config or {}).get(k) for k in KNOBS})
         row.update({k: metrics.get(k) for k in METRICS})
-        row["model_path"] = metrics.get("model_path")
+        row["model_path"] = None
         rows.append(row)
-    return sorted(rows, key=lambda r: str(r["trial_id"]))
+        checkpoints[row["trial_id"]] = result.checkpoint
+    return sorted(rows, key=lambda r: str(r["trial_id"])), checkpoints
 
 
 def _plot(rows, front, teacher, path: Path) -> None:
@@ -49,14 +50,16 @@ def _plot(rows, front, teacher, path: Path) -> None:
 def write_outputs(spec, space, results, teacher: dict, out: Path, seconds: float) -> dict:
     import pandas as pd
 
-    from slimtune.search.driver import pareto_indices
+    from slimtune.search.driver import keep_models, pareto_indices
 
-    rows = _rows(results)
-    pd.DataFrame(rows).to_csv(out / "trials.csv", index=False)
+    rows, checkpoints = _rows(results)
     eligible = [r for r in rows if r["status"] == "finished" and space.constraints.satisfied(r)]
     idx = pareto_indices([[r[o] for o in spec.objectives] for r in eligible],
                          ["max" if o == "accuracy" else "min" for o in spec.objectives]) if eligible else []
     front = [eligible[i] for i in idx]
+    keep = {r["trial_id"] for r in (rows if spec.keep_all else front)}
+    keep_models(rows, checkpoints, keep, out)
+    pd.DataFrame(rows).to_csv(out / "trials.csv", index=False)
     for row in front:
         row["speedup_vs_teacher"] = teacher["latency_ms"] / row["latency_ms"]
     summary = {"teacher": teacher, "front": front, "objectives": list(spec.objectives),

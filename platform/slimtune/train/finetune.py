@@ -35,6 +35,8 @@ class FinetuneSpec:
     """Ray Train workers; 0 trains in this process; None: 1 under a cluster (RAY_ADDRESS), else 0."""
     use_gpu: bool = False
     """Train on GPUs (one per Ray worker); fail early if none is visible."""
+    storage: str | None = None
+    """Ray Train's checkpoints: a folder every node reaches, or s3:// / gs:// (default: OUT/ray)."""
 
     def __post_init__(self):
         if not 8 <= self.max_length <= 8192:
@@ -43,6 +45,10 @@ class FinetuneSpec:
             raise SlimtuneError(f"--workers: must be 0 (this process) or more, got {self.workers}")
         if not self.out:
             raise SlimtuneError("--out: give an output folder")
+        if self.storage:
+            from slimtune.storage import resolve
+
+            resolve(self.storage, Path(self.out))  # a bad scheme fails now
 
     @property
     def num_workers(self) -> int:
@@ -77,12 +83,13 @@ def train_model(spec: FinetuneSpec, model, encoded, data: TextData, pad_token_id
         log.info(f"training in this process on {ctx.device}")
         record = train(model, encoded["train"], encoded["validation"], spec.train, ctx=ctx, loss_fn=loss_fn, **common)
         return model.to("cpu"), record, 0.0, str(ctx.device)
+    from slimtune.storage import resolve as resolve_storage
     from slimtune.train.ray_train import fit_on_ray
 
     log.info(f"training on Ray Train with {spec.num_workers} worker(s)")
     model, record, startup = fit_on_ray(
         model, encoded["train"], encoded["validation"], spec.train, workers=spec.num_workers,
-        use_gpu=spec.use_gpu, storage=out / "ray", loss_fn=loss_fn, **common,
+        use_gpu=spec.use_gpu, storage=resolve_storage(spec.storage, out / "ray"), loss_fn=loss_fn, **common,
     )
     return model, record, startup, f"ray-train x{spec.num_workers} ({'cuda' if spec.use_gpu else 'cpu'})"
 

@@ -128,7 +128,7 @@ def _worker_loop(config: dict) -> None:
 
 
 def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: int, pad_token_id: int,
-               workers: int, use_gpu: bool, storage: Path, loss_fn=None, name: str = "finetune",
+               workers: int, use_gpu: bool, storage: Path | str, loss_fn=None, name: str = "finetune",
                max_failures: int = 2, threads: int | None = None) -> tuple[torch.nn.Module, TrainResult, float]:
     """Train on `workers` Ray Train workers; return the model with the best epoch's weights, the
     run's record, and the fixed start-up seconds (actor start, imports, process group)."""
@@ -153,7 +153,7 @@ def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: in
                                          resources_per_worker=None if use_gpu else {"CPU": threads}),
             run_config=RunConfig(
                 name=run_name,
-                storage_path=str(Path(storage).resolve()),
+                storage_path=str(storage) if "://" in str(storage) else str(Path(storage).resolve()),
                 checkpoint_config=CheckpointConfig(num_to_keep=1),
                 failure_config=FailureConfig(max_failures=max_failures),
             ),
