@@ -69,10 +69,23 @@ def test_pick_winners():
 
     pareto = {"teacher": {"accuracy": 0.90},
               "front": [_row("a", 0.80, 1.0), _row("b", 0.88, 2.0), _row("c", 0.89, 4.0), _row("d", 0.91, 8.0)]}
-    winners = pick_winners(pareto, 3, 0.97)  # floor 0.873: b is the fastest above it
-    assert [w["trial_id"] for w in winners] == ["b", "d", "c"] and winners[0]["chosen"]
+    winners = pick_winners(pareto, 3, 0.97)  # floor 0.873: b is the fastest above it, a the next faster
+    assert [w["trial_id"] for w in winners] == ["b", "a", "d"]
     assert [w["name"] for w in winners] == ["winner-1", "winner-2", "winner-3"]
+    assert [w["trial_id"] for w in pick_winners(pareto, 1, 0.97)] == ["b"]
     none_good = pick_winners({"teacher": {"accuracy": 0.99}, "front": pareto["front"]}, 1, 0.97)
-    assert [w["trial_id"] for w in none_good] == ["d"] and "none met" in none_good[0]["why"]
+    assert [w["trial_id"] for w in none_good] == ["d"] and "none met" in none_good[0]["picked_because"]
     with pytest.raises(SlimtuneError, match="CONSTRAINTS"):
         pick_winners({"teacher": {"accuracy": 0.9}, "front": []}, 1, 0.97)
+
+
+def test_choose_winner_after_final_distillation():
+    from slimtune.pipeline import choose_winner
+
+    def w(name, acc, ms):
+        return {"name": name, "final": {"accuracy": acc, "latency_ms": ms}}
+
+    winners = [w("winner-1", 0.89, 5.0), w("winner-2", 0.88, 3.0), w("winner-3", 0.92, 9.0)]
+    assert choose_winner(winners, 0.90, 0.97)["name"] == "winner-2"  # floor 0.873: the fastest above it
+    assert [x["chosen"] for x in winners] == [False, True, False]
+    assert choose_winner(winners, 0.99, 0.97)["name"] == "winner-3"  # none above 0.96: the most accurate

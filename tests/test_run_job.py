@@ -37,13 +37,14 @@ class _Page(HTMLParser):
                 self.external.append(attrs[key])
 
 
-def test_run_job_end_to_end_and_resume(ray_cluster, tiny_model_dir, texts_csv, tmp_path, capfd):
+def test_run_job_end_to_end_and_resume(ray_cluster, tiny_model_dir, texts_csv, tmp_path, capfd, monkeypatch):
     from slimtune.pipeline import load_job, run_job
 
+    monkeypatch.chdir(tmp_path)  # a relative out: trials run in Ray's own working folders
     (tmp_path / "space.py").write_text(SPACE)
     (tmp_path / "job.yaml").write_text(f"""
 model: {tiny_model_dir}
-out: {tmp_path / 'out'}
+out: out
 storage: {tmp_path / 'shared'}
 data: {{source: {texts_csv}}}
 finetune: {{epochs: 3, batch_size: 16, lr: 0.003, max_length: 32, workers: 0}}

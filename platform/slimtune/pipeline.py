@@ -2,7 +2,7 @@
 
     1 teacher   fine-tune (or take `teacher:` as given)           OUT/teacher/
     2 search    Ray Tune + Optuna over the space file             OUT/search/ (trials.csv, pareto.*)
-    3 winners   the chosen front members distilled again, full budget   OUT/final/<name>/
+    3 winners   a few front members distilled again, full budget; one chosen   OUT/final/<name>/
     4 export    ONNX fp32 + int8 bundles, teacher and winners     OUT/teacher_bundle/, OUT/winners/<name>/
     5 compare   teacher against winners, timed interleaved in one process   OUT/compare.json
     6 report    OUT/report.html (self-contained) and OUT/summary.json
@@ -22,7 +22,7 @@ from slimtune import log
 from slimtune.errors import SlimtuneError
 from slimtune.job import JobSpec, load_job
 
-__all__ = ["JobSpec", "load_job", "run_job", "pick_winners"]
+__all__ = ["JobSpec", "load_job", "run_job", "pick_winners", "choose_winner"]
 
 STAGES = ("teacher", "search", "winners", "export", "compare", "report")
 
@@ -93,20 +93,44 @@ def _search_stage(job: JobSpec, teacher: str, out: Path, resume: bool) -> dict:
 
 
 def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float) -> list[dict]:
-    """The chosen winner (the fastest front member within `min_accuracy_ratio` of the teacher's
-    validation accuracy, else the most accurate), then the most accurate others, `count` in all."""
+    """Front members to distil again with the full budget, `count` in all: the fastest one whose
+    search accuracy is within `min_accuracy_ratio` of the teacher's validation accuracy; the next
+    faster one, just under that floor (the search trains on a small budget, the final run often
+    lifts such a student over it); then the most accurate others."""
     front = sorted(pareto["front"], key=lambda r: r["latency_ms"])
     if not front:
         raise SlimtuneError("search: no finished trial meets the space's CONSTRAINTS, so there is no winner; "
                             "see search/trials.csv, then loosen CONSTRAINTS or raise search.trials and rerun with --resume")
     floor = min_accuracy_ratio * pareto["teacher"]["accuracy"]
     good = [r for r in front if r["accuracy"] >= floor]
-    chosen = good[0] if good else max(front, key=lambda r: r["accuracy"])
-    others = sorted((r for r in front if r is not chosen), key=lambda r: -r["accuracy"])
-    picked = [chosen] + others[: count - 1]
-    return [{"name": f"winner-{i + 1}", "trial_id": r["trial_id"], "chosen": i == 0,
-             "why": ("fastest within the accuracy floor" if good else "most accurate (none met the floor)") if i == 0
-             else "next most accurate on the front", "search": r} for i, r in enumerate(picked)]
+    if good:
+        picked = [(good[0], "fastest within the accuracy floor in the search")]
+        at = front.index(good[0])
+        if count > 1 and at > 0:
+            picked.append((front[at - 1], "faster, just under the floor in the search"))
+    else:
+        picked = [(max(front, key=lambda r: r["accuracy"]), "most accurate (none met the floor in the search)")]
+    taken = {id(r) for r, _ in picked}
+    for r in sorted(front, key=lambda r: -r["accuracy"]):
+        if len(picked) < count and id(r) not in taken:
+            picked.append((r, "next most accurate on the front"))
+    return [{"name": f"winner-{i + 1}", "trial_id": r["trial_id"], "picked_because": why, "search": r}
+            for i, (r, why) in enumerate(picked[:count])]
+
+
+def choose_winner(winners: list[dict], teacher_accuracy: float, min_accuracy_ratio: float) -> dict:
+    """After the final distillation: the fastest winner whose validation accuracy is within the
+    floor, else the most accurate. Validation, not test: the choice never looks at test."""
+    floor = min_accuracy_ratio * teacher_accuracy
+    good = [w for w in winners if w["final"]["accuracy"] >= floor]
+    chosen = (min(good, key=lambda w: w["final"]["latency_ms"]) if good
+              else max(winners, key=lambda w: w["final"]["accuracy"]))
+    for w in winners:
+        w["chosen"] = w is chosen
+    chosen["why"] = (f"the fastest with validation accuracy at least {min_accuracy_ratio:.0%} of the teacher's "
+                     "after the final distillation" if good else "the most accurate after the final distillation "
+                     f"(none reached {min_accuracy_ratio:.0%} of the teacher's validation accuracy)")
+    return chosen
 
 
 def _winners_stage(job: JobSpec, teacher: str, winners: list[dict], out: Path) -> list[dict]:
@@ -114,7 +138,11 @@ def _winners_stage(job: JobSpec, teacher: str, winners: list[dict], out: Path) -
     from slimtune.search.objective import run_candidate
     from slimtune.search.space import KNOBS, candidate_from
 
-    todo = [w for w in winners if not (out / "final" / w["name"] / "metrics.json").exists()]
+    def finished(w: dict) -> bool:  # and for the same trial: a resumed job may pick differently
+        path = out / "final" / w["name"] / "metrics.json"
+        return path.exists() and json.loads(path.read_text()).get("trial_id") == w["trial_id"]
+
+    todo = [w for w in winners if not finished(w)]
     _stage(3, f"distilling {len(winners)} winner(s) again for {job.winners.epochs} epochs"
               + (f" ({len(winners) - len(todo)} already done)" if len(todo) < len(winners) else ""))
     shared = build_shared(_search_spec(job, teacher, out / "final", resume=False, full_data=True), measure_teacher=False)[0] if todo else None
@@ -126,6 +154,7 @@ def _winners_stage(job: JobSpec, teacher: str, winners: list[dict], out: Path) -
             log.info(f"{w['name']} (trial {w['trial_id']}): " + ", ".join(f"{k}={v}" for k, v in candidate.__dict__.items()))
             metrics = run_candidate(candidate, shared, folder, log_every=20)
             metrics["candidate"] = candidate.__dict__
+            metrics["trial_id"] = w["trial_id"]
             (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         w["final"] = json.loads((folder / "metrics.json").read_text())
         log.info(f"{w['name']}: validation {w['final']['accuracy']:.4f}, test {w['final']['test_accuracy']:.4f}")
@@ -212,7 +241,7 @@ def run_job(job: JobSpec, resume: bool = False) -> dict:
     from slimtune.report import write_report
     from slimtune.search.driver import check_space
 
-    out = Path(job.out)
+    out = Path(job.out).resolve()  # Ray's trials and workers run in their own working folders
     if (out / "summary.json").exists() and not resume:
         raise SlimtuneError(f"--out: {out} already holds a job; add --resume to continue it, or pick a new out folder")
     check_space(job.search.space)  # a broken space file fails now, not after the fine-tune
@@ -235,7 +264,9 @@ def run_job(job: JobSpec, resume: bool = False) -> dict:
          trials_finished=pareto["trials_finished"], trials_failed=pareto["trials_failed"])
     t0 = time.perf_counter()
     winners = _winners_stage(job, teacher, pick_winners(pareto, job.winners.count, job.winners.min_accuracy_ratio), out)
-    done("winners", t0, winners=winners)
+    chosen = choose_winner(winners, pareto["teacher"]["accuracy"], job.winners.min_accuracy_ratio)["name"]
+    log.info(f"chosen: {chosen}, {next(w['why'] for w in winners if w['chosen'])}")
+    done("winners", t0, winners=winners, chosen=chosen)
     t0 = time.perf_counter()
     manifests = _export_stage(job, teacher, winners, out)
     done("export", t0, bundles={n: str(out / ("teacher_bundle" if n == "teacher" else f"winners/{n}")) for n in manifests})
@@ -244,7 +275,6 @@ def run_job(job: JobSpec, resume: bool = False) -> dict:
     done("compare", t0, **compare)
     t0 = time.perf_counter()
     _stage(6, "writing report.html")
-    chosen = winners[0]["name"]
     summary["teacher"] = compare["rows"]["teacher/fp32"]
     summary["winner"] = {"name": chosen, "bundle": str(out / "winners" / chosen), **compare["rows"][f"{chosen}/fp32"],
                          "int8": compare["rows"].get(f"{chosen}/int8")}

@@ -25,7 +25,7 @@ table{border-collapse:collapse;font-size:.88rem;margin:.6rem 0}
 th,td{padding:.3rem .6rem;border-bottom:1px solid #e4e7eb;text-align:right;white-space:nowrap}
 th{background:#f5f7fa;position:sticky;top:0}td.l,th.l{text-align:left}
 tr.front td{background:#fff4e6}tr.chosen td{background:#e6fcf5;font-weight:600}
-.scroll{max-height:420px;overflow:auto;border:1px solid #e4e7eb}
+.scroll{max-height:420px;overflow:auto;border:1px solid #e4e7eb}.wide{overflow-x:auto}
 img{max-width:100%;border:1px solid #e4e7eb;border-radius:6px}
 .cm td{text-align:center;min-width:3.2rem}.note{color:#616e7c;font-size:.85rem}
 code{background:#f5f7fa;padding:0 .25rem;border-radius:3px}
@@ -63,18 +63,20 @@ def _comparison(summary: dict, manifests: dict) -> str:
         rows.append([html.escape(name), r["precision"], shape, _fmt(r["test_accuracy"]),
                      _fmt(None if r["accuracy_vs_teacher_fp32"] is None else 100 * r["accuracy_vs_teacher_fp32"], 1) + " %",
                      _fmt(r["latency_ms_p50"], 2), _fmt(r["speedup_vs_teacher_fp32"], 2) + "×", _fmt(r["size_mb"], 1),
-                     _fmt(m.get("parity_max_abs_diff"), 7) if r["precision"] == "fp32" else "–"])
+                     f"{m['parity_max_abs_diff']:.1e}" if r["precision"] == "fp32" and m.get("parity_max_abs_diff") is not None
+                     else "–"])
         classes.append("chosen" if name == chosen else "")
-    return _table(["model", "precision", "shape", "test accuracy", "of teacher", "latency p50 (ms)", "speed-up",
-                   "size (MB)", "ONNX parity"], rows, classes, left=3)
+    return _table(["model", "precision", "shape", "test acc.", "of teacher", "p50 (ms)", "speed-up",
+                   "MB", "parity"], rows, classes, left=3)
 
 
 def _shape(summary: dict, name: str) -> str:
     for w in summary["stages"]["winners"]["winners"]:
         if w["name"] == name:
             c = w["final"]["candidate"]
-            layers = "all" if c.get("layers") is None else c["layers"]
-            return html.escape(f"{layers} layers, −{100 * c['heads']:.0f}% heads, −{100 * c['ffn']:.0f}% FFN")
+            parts = [f"{'all' if c.get('layers') is None else c['layers']} layers"]
+            parts += [f"−{100 * c[k]:.0f}% {label}" for k, label in (("heads", "heads"), ("ffn", "FFN")) if c[k]]
+            return html.escape(", ".join(parts))
     return ""
 
 
@@ -105,8 +107,8 @@ def _trials(search_dir: Path, pareto: dict, chosen_trial: str) -> str:
     with path.open() as f:
         records = list(csv.DictReader(f))
     front = {str(r["trial_id"]) for r in pareto["front"]}
-    cols = [c for c in ("trial_id", "status", "layers", "heads", "ffn", "importance", "temperature", "alpha",
-                        "hidden_weight", "lr", "epochs", "accuracy", "test_accuracy", "latency_ms", "size_mb",
+    cols = [c for c in ("trial_id", "status", "accuracy", "test_accuracy", "latency_ms", "size_mb", "layers", "heads",
+                        "ffn", "importance", "temperature", "alpha", "hidden_weight", "lr", "epochs",
                         "num_parameters", "trial_seconds") if records and c in records[0]]
     rows, classes = [], []
     for r in sorted(records, key=lambda r: float(r.get("latency_ms") or 1e9)):
@@ -117,8 +119,8 @@ def _trials(search_dir: Path, pareto: dict, chosen_trial: str) -> str:
                 v = int(v) if v.isdigit() else float(v) if v not in ("", "nan") else ""
             except ValueError:
                 pass
-            cells.append(_fmt(v, 2 if c in ("latency_ms", "size_mb", "trial_seconds", "temperature", "alpha") else
-                              6 if c == "lr" else 4))
+            cells.append(_fmt(v, 2 if c in ("latency_ms", "size_mb", "trial_seconds", "temperature", "alpha", "heads",
+                                            "ffn", "hidden_weight") else 6 if c == "lr" else 4))
         rows.append(cells)
         tid = str(r["trial_id"])
         classes.append("chosen" if tid == chosen_trial else "front" if tid in front else "")
@@ -152,7 +154,7 @@ def write_report(out: Path, summary: dict, pareto: dict, manifests: dict) -> Pat
 <section id="headline">
 <h1>slimtune report</h1>
 <p class="sub">Teacher <code>{html.escape(job['teacher'] or job['model'])}</code> on <code>{html.escape(job['data']['source'])}</code>;
-chosen winner <code>{html.escape(w['name'])}</code> (trial {html.escape(str(chosen['trial_id']))}, {html.escape(chosen['why'])}),
+chosen winner <code>{html.escape(w['name'])}</code> (trial {html.escape(str(chosen['trial_id']))}: {html.escape(chosen['why'])}),
 bundle <code>{html.escape(w['bundle'])}</code>.</p>
 <div class="cards">{card_html}</div>
 </section>
@@ -160,7 +162,7 @@ bundle <code>{html.escape(w['bundle'])}</code>.</p>
 <p class="note">Test accuracy from the bundles themselves (onnxruntime, no torch). Latency: ONNX Runtime, batch 1,
 {compare['seq']} tokens, {compare['threads']} thread(s), all models timed in turns in one process, median of
 {compare['rounds']} rounds. Speed-up is against the teacher's fp32 bundle.</p>
-{_comparison(summary, manifests)}
+<div class="wide">{_comparison(summary, manifests)}</div>
 </section>
 <section id="pareto"><h2>Search: accuracy against latency</h2>
 <p class="note">{pareto['trials_finished']} trials finished, {pareto['trials_failed']} failed; sampler {html.escape(str(pareto.get('sampler')))}.
@@ -171,7 +173,7 @@ The front is the trials no other trial beats on every objective ({', '.join(pare
 {_confusion(manifests[w['name']])}
 </section>
 <section id="trials"><h2>All trials</h2>
-<p class="note">Sorted by latency. Orange: on the Pareto front. Green: the chosen winner.</p>
+<p class="note">Sorted by latency; accuracy is on the validation split, as the search saw it. Orange: on the Pareto front. Green: the chosen winner's trial.</p>
 {_trials(out / 'search', pareto, str(chosen['trial_id']))}
 </section>
 <section id="job"><h2>Job</h2>

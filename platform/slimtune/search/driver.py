@@ -96,6 +96,8 @@ def build_shared(spec: SearchSpec, measure_teacher: bool = True):
     from slimtune.train.loop import evaluate
 
     teacher_dir = resolve_model(spec.teacher, "--teacher")
+    if Path(teacher_dir).exists():  # trials run in their own working folders: hand them absolute paths
+        teacher_dir = str(Path(teacher_dir).resolve())
     data = load_data(_data_spec(spec))
     tokenizer = load_tokenizer(teacher_dir, "--teacher")
     teacher = load_classifier(teacher_dir, data.label_names).eval()
