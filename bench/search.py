@@ -4,7 +4,8 @@
     python bench/search.py                                      # fine-tunes that teacher first
     python bench/search.py --smoke-test                         # tiny budget, checks it runs
 
-Each sampler runs the whole `slimtune search` (Ray Tune + Optuna) with two seeds. Every front is
+Each sampler runs the whole `slimtune search` (Ray Tune + Optuna) with two sampler seeds, on the
+same data split (the teacher's, seed 42) and the same training rows. Every front is
 scored by its hypervolume in (validation error, latency / teacher latency), both minimised, with
 the fixed reference point (0.5, 1.0): chance-level error on the two-class tweets, and the
 teacher's own latency. A bigger hypervolume is a better front. Latency is divided by the
@@ -67,7 +68,9 @@ def main() -> None:
     for sampler in args.samplers.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
             folder = out / f"{sampler}-seed{seed}"
-            summary = run_search(SearchSpec(teacher=teacher, data=args.data, space=args.space, out=str(folder),
+            # the data split stays the teacher's (seed 42) whatever the sampler's seed: same data for every run
+            data = DataSpec(args.data, max_train_samples=args.max_train_samples, seed=42)
+            summary = run_search(SearchSpec(teacher=teacher, data=data, space=args.space, out=str(folder),
                                             trials=args.trials, concurrency=args.concurrency, sampler=sampler,
                                             seed=seed, max_train_samples=args.max_train_samples,
                                             max_steps=args.max_steps, resume=folder.exists()))

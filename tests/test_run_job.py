@@ -59,6 +59,7 @@ export: {{seq: 32, rounds: 2}}
     assert set(summary["stages"]) == {"teacher", "search", "winners", "export", "compare", "report"}
     assert summary["winner"]["name"] == "winner-1" and summary["winner"]["speedup_vs_teacher_fp32"] > 0
     assert result["winner_bundle"] == str(out / "winners" / "winner-1")
+    assert (out / "winner").resolve() == (out / "winners" / "winner-1").resolve()
     for bundle in (out / "teacher_bundle", out / "winners" / "winner-1"):
         manifest = json.loads((bundle / "manifest.json").read_text())
         assert (bundle / "model.onnx").exists() and (bundle / "model.int8.onnx").exists()

@@ -66,6 +66,8 @@ class SearchSection:
     """Keep every trial's model, not only the front's."""
     gpus_per_trial: float = 0.0
     """GPU share per trial (0.25: four trials share a GPU); 0 trains trials on CPUs."""
+    trial_workers: int = 0
+    """0: a trial trains in its own process; N: as a Ray Train job on N workers (big students, GPU nodes)."""
 
     def __post_init__(self):
         from slimtune.search.driver import OBJECTIVES, SAMPLERS  # no Ray import there at module level

@@ -77,7 +77,7 @@ def _search_spec(job: JobSpec, teacher: str, out: Path, resume: bool, full_data:
                       seed=job.data.seed, resume=resume, retries=s.retries, max_train_samples=rows,
                       max_length=job.finetune.max_length, seq=job.export.seq, latency_threads=s.latency_threads,
                       keep_all=s.keep_all, max_steps=None if full_data else s.max_steps,
-                      gpus_per_trial=s.gpus_per_trial, storage=_storage(job, "search"))
+                      gpus_per_trial=s.gpus_per_trial, trial_workers=s.trial_workers, storage=_storage(job, "search"))
 
 
 def _search_stage(job: JobSpec, teacher: str, out: Path, resume: bool) -> dict:
@@ -278,6 +278,10 @@ def run_job(job: JobSpec, resume: bool = False) -> dict:
     summary["teacher"] = compare["rows"]["teacher/fp32"]
     summary["winner"] = {"name": chosen, "bundle": str(out / "winners" / chosen), **compare["rows"][f"{chosen}/fp32"],
                          "int8": compare["rows"].get(f"{chosen}/int8")}
+    link = out / "winner"  # a stable name for the chosen bundle, whichever it is
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(Path("winners") / chosen, target_is_directory=True)
     summary["total_seconds"] = time.perf_counter() - started
     write_report(out, summary, pareto, manifests)
     done("report", t0, path=str(out / "report.html"))

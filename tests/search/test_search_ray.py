@@ -53,3 +53,16 @@ def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_pa
     assert sorted(after["trial_id"]) == sorted(trials["trial_id"])  # none run twice
     pd.testing.assert_frame_equal(after.sort_values("trial_id").reset_index(drop=True)[["trial_id", "accuracy", "latency_ms"]],
                                   trials.sort_values("trial_id").reset_index(drop=True)[["trial_id", "accuracy", "latency_ms"]])
+
+
+def test_trial_as_ray_train_job(ray_cluster, teacher, texts_csv, tmp_path):
+    """--trial-workers 2: each trial is a small driver whose distillation runs on 2 Ray Train workers."""
+    from slimtune.search.driver import SearchSpec, run_search
+
+    (tmp_path / "space.py").write_text(SPACE)
+    summary = run_search(SearchSpec(teacher=str(teacher), data=str(texts_csv), space=str(tmp_path / "space.py"),
+                                    out=str(tmp_path / "s"), trials=1, concurrency=1, max_train_samples=None,
+                                    max_length=32, seq=32, trial_workers=2))
+    assert summary["trials_finished"] == 1 and summary["front"]
+    runs = list((tmp_path / "s" / "tune" / "train").glob("trial-*/checkpoint_*/state.json"))
+    assert runs and len(json.loads(runs[0].read_text())["worker_nodes"]) == 2  # a real 2-worker Train run

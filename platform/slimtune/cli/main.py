@@ -288,6 +288,8 @@ def _search_parser(sub) -> None:
     p.add_argument("--keep-all", action="store_true", help="keep every trial's model, not only the front's")
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPU share each trial asks Ray for (0.25: four trials share one GPU; default 0: CPUs)")
+    p.add_argument("--trial-workers", type=int, default=0,
+                   help="0: each trial trains in its own process (default); N: as a Ray Train job on N workers (one GPU each with --gpus-per-trial)")
     p.add_argument("--storage", default=None, metavar="PATH|URI",
                    help="checkpoints and trial state: a folder every node reaches, or s3://... / gs://... (default: under --out)")
     p.set_defaults(func=_cmd_search)
@@ -300,7 +302,7 @@ def _cmd_search(args) -> dict:
         teacher=args.teacher, data=args.data, space=args.space, out=args.out, trials=args.trials,
         concurrency=args.concurrency, objectives=tuple(args.objectives.split(",")), sampler=args.sampler,
         seed=args.seed, resume=args.resume, retries=args.retries, max_train_samples=args.max_train_samples,
-        max_steps=args.max_steps, keep_all=args.keep_all, gpus_per_trial=args.gpus_per_trial,
+        max_steps=args.max_steps, keep_all=args.keep_all, gpus_per_trial=args.gpus_per_trial, trial_workers=args.trial_workers,
         storage=args.storage,
     ))
     return {"print": {"front": len(summary["front"]), "trials_finished": summary["trials_finished"],

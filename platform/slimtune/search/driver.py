@@ -51,6 +51,9 @@ class SearchSpec:
     storage: str | None = None
     """Tune's trial state and every trial's model: a folder every node reaches, or s3:// / gs://
     (default: OUT/tune, enough on one machine)."""
+    trial_workers: int = 0
+    """0: each trial trains in its own process. N: each trial is a small driver that runs its
+    distillation as a Ray Train job on N workers (one GPU each when gpus_per_trial is set)."""
 
     def __post_init__(self):
         bad = [o for o in self.objectives if o not in OBJECTIVES]
@@ -60,6 +63,8 @@ class SearchSpec:
             raise SlimtuneError(f"--sampler: use one of {', '.join(SAMPLERS)}, not {self.sampler}")
         if self.trials < 1 or self.concurrency < 1:
             raise SlimtuneError("--trials and --concurrency: must be at least 1")
+        if self.trial_workers < 0:
+            raise SlimtuneError(f"--trial-workers: 0 (train in the trial's process) or more, not {self.trial_workers}")
         if not 0 <= self.gpus_per_trial <= 8:
             raise SlimtuneError(f"--gpus-per-trial: a share like 0.25 or a count up to 8, not {self.gpus_per_trial}")
 
@@ -129,9 +134,26 @@ def build_shared(spec: SearchSpec, measure_teacher: bool = True):
     return shared, teacher_metrics
 
 
-def _trainable(config: dict, shared=None, threads: int = 1):
-    """A Tune trial: candidate from the sampled knobs, built and measured in this process. Its
-    model goes to Tune's storage as the trial's checkpoint, so it is reachable from any node."""
+def _ray_train_fn(workers: int, use_gpu: bool, threads: int, cpus: float, storage: str):
+    """A `train_fn` for run_candidate that runs the distillation as a Ray Train job: the trial is
+    then only its driver (the Tune-over-Train pattern of Ray 2.60, see ../shared/NOTES.md)."""
+
+    def fn(module, train_split, val_split, spec, *, num_labels, pad_token_id, loss_fn):
+        from slimtune.train.ray_train import fit_on_ray
+
+        _, record, _ = fit_on_ray(module, train_split, val_split, spec, num_labels=num_labels,
+                                  pad_token_id=pad_token_id, workers=workers, use_gpu=use_gpu, storage=storage,
+                                  loss_fn=loss_fn, name="trial", threads=threads, cpus_per_worker=cpus)
+        return record
+
+    return fn
+
+
+def _trainable(config: dict, shared=None, threads: int = 1, trial_workers: int = 0, use_gpu: bool = False,
+               storage: str = "", worker_cpus: float = 1.0):
+    """A Tune trial: candidate from the sampled knobs, built and measured in this process (its
+    distillation here too, or on Ray Train workers). Its model goes to Tune's storage as the
+    trial's checkpoint, so it is reachable from any node."""
     import tempfile
 
     import torch
@@ -141,8 +163,9 @@ def _trainable(config: dict, shared=None, threads: int = 1):
 
     torch.set_num_threads(threads)
     candidate = candidate_from({k: v for k, v in config.items() if k in KNOBS})
+    train_fn = _ray_train_fn(trial_workers, use_gpu, threads, worker_cpus, join(storage, "train")) if trial_workers else None
     with tempfile.TemporaryDirectory(prefix="slimtune-trial-") as folder:
-        metrics = run_candidate(candidate, shared, Path(folder))
+        metrics = run_candidate(candidate, shared, Path(folder), train_fn=train_fn)
         metrics["model_path"] = None  # set by the driver for the models it keeps
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(Path(folder) / "model")))
 
@@ -233,9 +256,23 @@ def run_search(spec: SearchSpec) -> dict:
     started = time.perf_counter()
     shared, teacher_metrics = build_shared(spec)
     ensure_ray()
-    threads = max(1, int(ray.cluster_resources().get("CPU", 1) // spec.concurrency))
-    resources = {"CPU": threads, **({"GPU": spec.gpus_per_trial} if spec.gpus_per_trial else {})}
-    trainable = tune.with_resources(tune.with_parameters(_trainable, shared=shared, threads=threads), resources)
+    cpus = ray.cluster_resources().get("CPU", 1)
+    threads = max(1, int(cpus // (spec.concurrency * max(1, spec.trial_workers))))
+    worker_cpus = 1.0
+    if spec.trial_workers:
+        # The trial only drives a Ray Train job: a sliver of a CPU. Its workers share what is left
+        # (Ray takes fractional CPUs), or they would wait forever for the driver's sliver.
+        resources = {"CPU": 0.1}
+        worker_cpus = (cpus - 0.1 * spec.concurrency) / (spec.concurrency * spec.trial_workers)
+        if worker_cpus < 0.5:
+            raise SlimtuneError(f"--trial-workers: {spec.concurrency} trials x {spec.trial_workers} workers do not fit "
+                                f"{cpus:g} CPUs; lower --concurrency or --trial-workers")
+        worker_cpus = round(worker_cpus - 0.005, 2)  # Ray rounds resources to 1/10000; keep clear of the edge
+    else:
+        resources = {"CPU": threads, **({"GPU": spec.gpus_per_trial} if spec.gpus_per_trial else {})}
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, shared=shared, threads=threads, trial_workers=spec.trial_workers,
+                             use_gpu=spec.gpus_per_trial > 0, storage=storage, worker_cpus=worker_cpus), resources)
     if spec.resume and tune.Tuner.can_restore(experiment):
         log.info(f"resuming the search in {experiment}")
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)

@@ -59,8 +59,12 @@ def measure_latency_ms(model, folder: Path, seq: int, threads: int) -> tuple[flo
     return report["latency_ms_p50"], size
 
 
-def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every: int = 10_000) -> dict:
-    """Build, distil, evaluate and time one candidate; save its model under `folder/model`."""
+def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every: int = 10_000, train_fn=None) -> dict:
+    """Build, distil, evaluate and time one candidate; save its model under `folder/model`.
+
+    `train_fn` (default: the plain loop in this process) trains the distillation module in
+    place and returns its TrainResult; the search driver passes a Ray Train one for trials that
+    run on several workers."""
     from slimtune.distill.losses import DistillLoss, DistillModule, LossSpec
     from slimtune.models.load import save_model
     from slimtune.models.surgery import encoder_flops
@@ -85,8 +89,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
                           teacher=teacher if candidate.hidden_weight else None)
     spec = TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
                      log_every=log_every, max_steps=shared.max_steps)
-    record = train(module, shared.encoded["train"], shared.encoded["validation"], spec,
-                   num_labels=len(shared.label_names), pad_token_id=shared.pad_token_id, loss_fn=loss_fn)
+    record = (train_fn or train)(module, shared.encoded["train"], shared.encoded["validation"], spec,
+                                 num_labels=len(shared.label_names), pad_token_id=shared.pad_token_id, loss_fn=loss_fn)
     student = module.student.eval()
     test = evaluate(student, shared.encoded["test"], len(shared.label_names), shared.pad_token_id)
     student = student.cpu()  # trained on a GPU when the trial has one; timed and saved on the CPU

@@ -129,7 +129,8 @@ def _worker_loop(config: dict) -> None:
 
 def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: int, pad_token_id: int,
                workers: int, use_gpu: bool, storage: Path | str, loss_fn=None, name: str = "finetune",
-               max_failures: int = 2, threads: int | None = None) -> tuple[torch.nn.Module, TrainResult, float]:
+               max_failures: int = 2, threads: int | None = None,
+               cpus_per_worker: float | None = None) -> tuple[torch.nn.Module, TrainResult, float]:
     """Train on `workers` Ray Train workers; return the model with the best epoch's weights, the
     run's record, and the fixed start-up seconds (actor start, imports, process group)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -150,7 +151,7 @@ def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: in
             train_loop_config={"payload": payload, "spec": spec, "num_labels": num_labels,
                                "pad_token_id": pad_token_id, "threads": threads, "progress": progress},
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
-                                         resources_per_worker=None if use_gpu else {"CPU": threads}),
+                                         resources_per_worker=None if use_gpu else {"CPU": cpus_per_worker or threads}),
             run_config=RunConfig(
                 name=run_name,
                 storage_path=str(storage) if "://" in str(storage) else str(Path(storage).resolve()),
