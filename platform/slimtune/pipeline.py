@@ -89,7 +89,7 @@ def _search_stage(job: JobSpec, teacher: str, out: Path, resume: bool) -> dict:
         return json.loads((folder / "pareto.json").read_text())
     _stage(2, f"{job.search.trials} trials of {Path(job.search.space).name}, {job.search.concurrency} at a time, "
               f"{job.search.sampler} sampler")
-    return run_search(_search_spec(job, teacher, folder, resume=resume and (folder / "tune").exists()))
+    return run_search(_search_spec(job, teacher, folder, resume=resume))  # restores Tune's state if there is any
 
 
 def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float) -> list[dict]:

@@ -254,8 +254,7 @@ def run_search(spec: SearchSpec) -> dict:
     if not spec.resume and tune.Tuner.can_restore(experiment):
         raise SlimtuneError(f"--out: {experiment} already holds a search; add --resume to continue it or pick a new folder")
     started = time.perf_counter()
-    shared, teacher_metrics = build_shared(spec)
-    ensure_ray()
+    ensure_ray()  # first: what fits the cluster is checked before the teacher is measured
     cpus = ray.cluster_resources().get("CPU", 1)
     threads = max(1, int(cpus // (spec.concurrency * max(1, spec.trial_workers))))
     worker_cpus = 1.0
@@ -270,6 +269,7 @@ def run_search(spec: SearchSpec) -> dict:
         worker_cpus = round(worker_cpus - 0.005, 2)  # Ray rounds resources to 1/10000; keep clear of the edge
     else:
         resources = {"CPU": threads, **({"GPU": spec.gpus_per_trial} if spec.gpus_per_trial else {})}
+    shared, teacher_metrics = build_shared(spec)
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, shared=shared, threads=threads, trial_workers=spec.trial_workers,
                              use_gpu=spec.gpus_per_trial > 0, storage=storage, worker_cpus=worker_cpus), resources)
