@@ -35,6 +35,11 @@ def _data_spec(job: JobSpec, max_train_samples: int | None = None):
                     max_train_samples=max_train_samples or d.max_train_samples, seed=d.seed)
 
 
+def _bundle_dir(out: Path, name: str) -> Path:
+    """Where a model's bundle goes: the teacher's beside the winners', each winner's by name."""
+    return out / "teacher_bundle" if name == "teacher" else out / "winners" / name
+
+
 def _storage(job: JobSpec, part: str) -> str | None:
     from slimtune.storage import join
 
@@ -164,8 +169,8 @@ def _winners_stage(job: JobSpec, teacher: str, winners: list[dict], out: Path) -
 def _export_stage(job: JobSpec, teacher: str, winners: list[dict], out: Path) -> dict:
     from slimtune.export.bundle import ExportSpec, run_export
 
-    targets = {"teacher": (teacher, out / "teacher_bundle")}
-    targets.update({w["name"]: (str(out / "final" / w["name"] / "model"), out / "winners" / w["name"]) for w in winners})
+    targets = {"teacher": (teacher, _bundle_dir(out, "teacher"))}
+    targets.update({w["name"]: (str(out / "final" / w["name"] / "model"), _bundle_dir(out, w["name"])) for w in winners})
     _stage(4, f"ONNX bundles of the teacher and {len(winners)} winner(s)")
     manifests = {}
     for name, (model, bundle) in targets.items():
@@ -187,7 +192,7 @@ def _compare_stage(job: JobSpec, manifests: dict, out: Path, resume: bool) -> di
     _stage(5, f"timing every bundle interleaved, {job.export.rounds} rounds, {job.export.threads} thread(s)")
     models = {}
     for name in manifests:
-        folder = out / ("teacher_bundle" if name == "teacher" else f"winners/{name}")
+        folder = _bundle_dir(out, name)
         models[f"{name}/fp32"] = folder / "model.onnx"
         if (folder / "model.int8.onnx").exists():
             models[f"{name}/int8"] = folder / "model.int8.onnx"
@@ -225,16 +230,16 @@ def _publish(job: JobSpec, out: Path, names: list[str]) -> None:
         for name in ("report.html", "summary.json", "compare.json"):
             shutil.copy(out / name, staged / name)
         for name in names:
-            source = out / ("teacher_bundle" if name == "teacher" else f"winners/{name}")
+            source = _bundle_dir(out, name)
             shutil.copytree(source, staged / source.relative_to(out))
         target = upload_dir(staged, join(job.storage, Path(job.out).name, "results"))
     log.info(f"copied the report, summary and bundles to {target}")
 
 
 def _write_summary(out: Path, summary: dict) -> None:
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    tmp.replace(out / "summary.json")  # atomic: a reader never sees half a file
+    from slimtune.storage import write_text_atomic
+
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
 
 
 def run_job(job: JobSpec, resume: bool = False) -> dict:
@@ -269,14 +274,14 @@ def run_job(job: JobSpec, resume: bool = False) -> dict:
     done("winners", t0, winners=winners, chosen=chosen)
     t0 = time.perf_counter()
     manifests = _export_stage(job, teacher, winners, out)
-    done("export", t0, bundles={n: str(out / ("teacher_bundle" if n == "teacher" else f"winners/{n}")) for n in manifests})
+    done("export", t0, bundles={n: str(_bundle_dir(out, n)) for n in manifests})
     t0 = time.perf_counter()
     compare = _compare_stage(job, manifests, out, resume)
     done("compare", t0, **compare)
     t0 = time.perf_counter()
     _stage(6, "writing report.html")
     summary["teacher"] = compare["rows"]["teacher/fp32"]
-    summary["winner"] = {"name": chosen, "bundle": str(out / "winners" / chosen), **compare["rows"][f"{chosen}/fp32"],
+    summary["winner"] = {"name": chosen, "bundle": str(_bundle_dir(out, chosen)), **compare["rows"][f"{chosen}/fp32"],
                          "int8": compare["rows"].get(f"{chosen}/int8")}
     link = out / "winner"  # a stable name for the chosen bundle, whichever it is
     if link.is_symlink() or link.exists():

@@ -182,8 +182,6 @@ The front is the trials no other trial beats on every objective ({', '.join(pare
 </section>
 </body></html>
 """
-    path = out / "report.html"
-    tmp = out / ".report.html.tmp"
-    tmp.write_text(page)
-    tmp.replace(path)
-    return path
+    from slimtune.storage import write_text_atomic
+
+    return write_text_atomic(out / "report.html", page)

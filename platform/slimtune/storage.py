@@ -38,6 +38,14 @@ def join(location: str, *parts: str) -> str:
     return "/".join([location.rstrip("/"), *parts]) if is_uri(location) else str(Path(location, *parts))
 
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a local file under a temporary name, then rename it: a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
 def _fs(location: str):
     import pyarrow.fs as pafs
 
