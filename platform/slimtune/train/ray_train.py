@@ -25,6 +25,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from slimtune import log
 from slimtune.ray_session import ensure_ray, forward_progress, progress_relay
+from slimtune.storage import resolve as resolve_storage
 from slimtune.train.loop import TrainResult, TrainSpec, train
 
 _JSON_STATE_KEYS = ("best_score", "best_epoch", "best_metrics", "epoch", "step", "history",
@@ -154,7 +155,7 @@ def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: in
                                          resources_per_worker=None if use_gpu else {"CPU": cpus_per_worker or threads}),
             run_config=RunConfig(
                 name=run_name,
-                storage_path=str(storage) if "://" in str(storage) else str(Path(storage).resolve()),
+                storage_path=resolve_storage(str(storage), Path(".")),  # absolute path or URI
                 checkpoint_config=CheckpointConfig(num_to_keep=1),
                 failure_config=FailureConfig(max_failures=max_failures),
             ),
