@@ -85,10 +85,10 @@ def main() -> None:
         args.max_train_samples, args.epochs, args.rounds = 200, 1, 3
 
     from slimtune.data import DataSpec
-    from slimtune.distill import DistillSpec, run_distill
-    from slimtune.distill.losses import DistillLoss, DistillModule, LossSpec
+    from slimtune.distillation import DistillSpec, run_distill
+    from slimtune.distillation.losses import DistillLoss, DistillModule, LossSpec
     from slimtune.models import load_classifier, load_tokenizer
-    from slimtune.prune import PruneSpec, run_prune
+    from slimtune.pruning import PruneSpec, run_prune
     from slimtune.train.loop import TrainSpec, cross_entropy_loss
 
     out = Path(args.out)
@@ -117,7 +117,7 @@ def main() -> None:
     # distillation step (cached teacher logits) vs plain step, same student, same batches
     from slimtune.data import load_data
     from slimtune.data.tokenize import encode
-    from slimtune.distill.cache import teacher_logits
+    from slimtune.distillation.cache import teacher_logits
 
     text = load_data(data)
     tok = load_tokenizer(s_path)

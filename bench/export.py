@@ -36,9 +36,9 @@ def main() -> None:
     if args.smoke_test:
         args.rounds, args.per_round = 3, 3
 
-    from slimtune.export.benchmark import _feed, time_calls
-    from slimtune.export.bundle import ExportSpec, run_export
-    from slimtune.export.runtime import make_session
+    from slimtune.exporting.benchmark import _feed, time_calls
+    from slimtune.exporting.bundle import ExportSpec, run_export
+    from slimtune.exporting.runtime import make_session
     from slimtune.models import load_classifier, load_config, resolve_model
 
     work = Path(tempfile.mkdtemp(prefix="slimtune-bench-export-"))

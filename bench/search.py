@@ -52,7 +52,7 @@ def main() -> None:
         args.trials, args.seeds, args.max_train_samples, args.max_steps = 3, "0", 200, 3
 
     from slimtune.data import DataSpec
-    from slimtune.search.driver import SearchSpec, run_search
+    from slimtune.searching.driver import SearchSpec, run_search
 
     out = Path(args.out or tempfile.mkdtemp(prefix="slimtune-bench-search-"))
     teacher = args.teacher

@@ -38,7 +38,8 @@ def texts_csv(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory):
-    """One 2-CPU Ray for every `ray` test, dashboard on (see NOTES.md); shut down by its own means."""
+    """One 2-CPU Ray for every `ray` test, dashboard on (without it a finished TorchTrainer can leave
+    its placement group behind); shut down by its own means."""
     ray = pytest.importorskip("ray")
     from slimtune.ray_session import ensure_ray
 

@@ -1,6 +1,7 @@
 """Job files are checked whole before any work: unknown keys and wrong types name their path."""
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,8 @@ def test_wrong_type_names_the_key_path(tmp_path):
 
 def test_overrides(tmp_path):
     job = load_job(_job(tmp_path, "finetune:\n  epochs: 2\n"), ["finetune.epochs=5", "data.source=x.csv"], out="o")
-    assert job.finetune.epochs == 5 and job.data.source == "x.csv" and job.out == "o"
+    assert job.finetune.train.epochs == 5 and job.data.source == "x.csv" and job.out == str(Path("o").resolve())
+    assert job.finetune.data == job.data and job.search.data is job.data  # one DataSpec, handed down
     with pytest.raises(SlimtuneError, match="key=value"):
         load_job(_job(tmp_path, ""), ["finetune.epochs"])
 
@@ -70,22 +72,56 @@ def test_pick_winners():
     pareto = {"teacher": {"accuracy": 0.90},
               "front": [_row("a", 0.80, 1.0), _row("b", 0.88, 2.0), _row("c", 0.89, 4.0), _row("d", 0.91, 8.0)]}
     winners = pick_winners(pareto, 3, 0.97)  # floor 0.873: b is the fastest above it, a the next faster
-    assert [w["trial_id"] for w in winners] == ["b", "a", "d"]
-    assert [w["name"] for w in winners] == ["winner-1", "winner-2", "winner-3"]
-    assert [w["trial_id"] for w in pick_winners(pareto, 1, 0.97)] == ["b"]
+    assert [w.trial_id for w in winners] == ["b", "a", "d"]
+    assert [w.name for w in winners] == ["winner-1", "winner-2", "winner-3"]
+    assert [w.trial_id for w in pick_winners(pareto, 1, 0.97)] == ["b"]
     none_good = pick_winners({"teacher": {"accuracy": 0.99}, "front": pareto["front"]}, 1, 0.97)
-    assert [w["trial_id"] for w in none_good] == ["d"] and "none met" in none_good[0]["picked_because"]
-    with pytest.raises(SlimtuneError, match="CONSTRAINTS"):
-        pick_winners({"teacher": {"accuracy": 0.9}, "front": []}, 1, 0.97)
+    assert [w.trial_id for w in none_good] == ["d"] and "none met" in none_good[0].picked_because
+    with pytest.raises(SlimtuneError, match="min_accuracy_ratio rules out 4.*--resume"):
+        pick_winners({"teacher": {"accuracy": 0.9}, "front": [], "trials_finished": 4,
+                      "emptied_by": {"min_accuracy_ratio": 4}}, 1, 0.97)
 
 
 def test_choose_winner_after_final_distillation():
-    from slimtune.pipeline import choose_winner
+    from slimtune.pipeline import Winner, choose_winner
 
     def w(name, acc, ms):
-        return {"name": name, "final": {"accuracy": acc, "latency_ms": ms}}
+        return Winner(name, name, "", {}, final={"accuracy": acc, "latency_ms": ms})
 
     winners = [w("winner-1", 0.89, 5.0), w("winner-2", 0.88, 3.0), w("winner-3", 0.92, 9.0)]
-    assert choose_winner(winners, 0.90, 0.97)["name"] == "winner-2"  # floor 0.873: the fastest above it
-    assert [x["chosen"] for x in winners] == [False, True, False]
-    assert choose_winner(winners, 0.99, 0.97)["name"] == "winner-3"  # none above 0.96: the most accurate
+    assert choose_winner(winners, 0.90, 0.97).name == "winner-2"  # floor 0.873: the fastest above it
+    assert [x.chosen for x in winners] == [False, True, False]
+    assert choose_winner(winners, 0.99, 0.97).name == "winner-3"  # none above 0.96: the most accurate
+
+
+def test_sections_are_the_stage_settings(tmp_path):
+    """A job section builds the same spec the CLI and the Python API build; the job links stages."""
+    from slimtune.exporting.bundle import ExportSpec
+    from slimtune.searching.driver import SearchSpec
+    from slimtune.train.finetune import FinetuneSpec
+
+    job = load_job(_job(tmp_path, "data: {source: builtin:tweets, seed: 7}\nfinetune: {epochs: 2, max_length: 64}\n"
+                                  "search: {trials: 3, constraints: {min_accuracy_ratio: 0.95}}\nexport: {seq: 64}\n"))
+    assert isinstance(job.finetune, FinetuneSpec) and isinstance(job.search, SearchSpec) and isinstance(job.export, ExportSpec)
+    assert job.finetune.train.seed == 7 and job.finetune.train.epochs == 2
+    assert job.search.max_length == 64 and job.search.seq == 64 and job.search.teacher == job.finetune.out
+    assert job.search.constraints.min_accuracy_ratio == 0.95
+    with pytest.raises(SlimtuneError, match=r"unknown key 'search.teacher'"):
+        load_job(_job(tmp_path, "search: {teacher: x}\n"))
+    with pytest.raises(SlimtuneError, match=r"constraints: min_speedup"):
+        load_job(_job(tmp_path, "search: {constraints: {min_speedup: -2}}\n"))
+
+
+def test_the_same_defaults_everywhere(tmp_path):
+    """Flags the user leaves out take the settings object's default: CLI, job and API agree."""
+    from slimtune.cli.main import build_parser
+    from slimtune.searching.driver import SearchSpec
+    from slimtune.settings import build_spec
+
+    args = build_parser().parse_args(["search", "--teacher", "t", "--data", "d.csv", "--space", "s.py", "--out", "o"])
+    from_cli = build_spec(SearchSpec, {k: v for k, v in vars(args).items() if k not in ("func", "command")})
+    job = load_job(_job(tmp_path, ""))
+    assert from_cli.max_train_samples == job.search.max_train_samples == SearchSpec("t", "d", "s", "o").max_train_samples
+    assert from_cli.trials == job.search.trials and from_cli.data.seed == job.data.seed
+    with pytest.raises(SlimtuneError, match="unknown setting epochz"):
+        build_spec(SearchSpec, {"teacher": "t", "data": "d", "space": "s", "out": "o", "epochz": 1})

@@ -1,89 +1,38 @@
-"""Job files for `slimtune run`: frozen sections, every key and type checked before any work.
+"""Job files for `slimtune run`: each section is the stage's own settings object, the one the
+CLI and the Python API build (see slimtune.settings), checked whole before any work.
 
-An unknown key or a wrong type fails with one line naming the key path (`finetune.epohcs`);
-`key=value` overrides from the command line are applied before the check.
+    model, out, teacher, storage   the job's own keys
+    data:      DataSpec      (source, text_column, label_column, max_train_samples, seed, ...)
+    finetune:  FinetuneSpec  (epochs, batch_size, lr, max_length, workers, use_gpu, ...)
+    search:    SearchSpec    (space, constraints, trials, concurrency, sampler, objectives, ...)
+    winners:   WinnersSpec   (count, min_accuracy_ratio, epochs)
+    export:    ExportSpec    (int8, seq, threads, rounds, ...)
+
+The job fills in what links the stages (each stage's model, data, out and storage; the search's
+max_length from finetune and seq from export), so a section cannot set those. An unknown key
+or a wrong type fails with one line naming the key path (`finetune.epohcs`); `key=value`
+overrides from the command line are applied before the check.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from slimtune.data import DataSpec
 from slimtune.errors import SlimtuneError
+from slimtune.exporting.bundle import ExportSpec
+from slimtune.searching.driver import SearchSpec
+from slimtune.settings import build_section, build_spec, check_type, flat_keys
+from slimtune.train.finetune import FinetuneSpec
 
 
 @dataclass(frozen=True)
-class DataSection:
-    """The job's `data:` section (see DataSpec for each field's meaning)."""
-
-    source: str = "builtin:tweets"
-    text_column: str | None = None
-    label_column: str | None = None
-    max_train_samples: int | None = None
-    test_fraction: float = 0.2
-    seed: int = 42
-
-
-@dataclass(frozen=True)
-class FinetuneSection:
-    """The job's `finetune:` section; `teacher:` set to a model folder skips fine-tuning."""
-
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float | None = None
-    max_length: int = 128
-    workers: int | None = None
-    use_gpu: bool = False
-
-
-@dataclass(frozen=True)
-class SearchSection:
-    """The job's `search:` section: Ray Tune + Optuna over a space file (see `slimtune search`)."""
-
-    space: str = "search_spaces/full.py"
-    """A space file: relative to the working folder, else to the job file's folder or its parent."""
-    trials: int = 12
-    concurrency: int = 2
-    """Trials at once; each gets CPUs / concurrency threads."""
-    sampler: str = "tpe"
-    """tpe, nsga2 or random (Optuna's samplers)."""
-    objectives: tuple[str, ...] = ("accuracy", "latency_ms")
-    """Some of accuracy (up), latency_ms (down), size_mb (down)."""
-    max_train_samples: int | None = None
-    """Training rows each trial distils on (default: the data section's)."""
-    max_steps: int | None = None
-    """Cap on each trial's optimizer steps (None: the candidate's epochs)."""
-    retries: int = 1
-    """Times a failing trial is retried before it is recorded as failed."""
-    latency_threads: int = 1
-    """ONNX Runtime threads when timing trials (the same for the teacher)."""
-    keep_all: bool = False
-    """Keep every trial's model, not only the front's."""
-    gpus_per_trial: float = 0.0
-    """GPU share per trial (0.25: four trials share a GPU); 0 trains trials on CPUs."""
-    trial_workers: int = 0
-    """0: a trial trains in its own process; N: as a Ray Train job on N workers (big students, GPU nodes)."""
-
-    def __post_init__(self):
-        from slimtune.search.driver import OBJECTIVES, SAMPLERS  # no Ray import there at module level
-
-        if self.sampler not in SAMPLERS:
-            raise SlimtuneError(f"job: search.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        bad = [o for o in self.objectives if o not in OBJECTIVES]
-        if bad or not self.objectives:
-            raise SlimtuneError(f"job: search.objectives must be some of {', '.join(OBJECTIVES)}, got {list(self.objectives)}")
-        for name in ("trials", "concurrency", "latency_threads"):
-            if getattr(self, name) < 1:
-                raise SlimtuneError(f"job: search.{name} must be at least 1, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class WinnersSection:
+class WinnersSpec:
     """The job's `winners:` section: front members distilled again with the full budget."""
 
     count: int = 2
@@ -96,77 +45,101 @@ class WinnersSection:
 
     def __post_init__(self):
         if self.count < 1 or self.epochs < 1:
-            raise SlimtuneError(f"job: winners.count and winners.epochs must be at least 1, got {self.count}, {self.epochs}")
+            raise SlimtuneError(f"winners.count and winners.epochs must be at least 1, got {self.count}, {self.epochs}")
         if not 0 < self.min_accuracy_ratio <= 1:
-            raise SlimtuneError(f"job: winners.min_accuracy_ratio must be in (0, 1], got {self.min_accuracy_ratio}")
-
-
-@dataclass(frozen=True)
-class ExportSection:
-    """The job's `export:` section: ONNX bundles of the teacher and every winner."""
-
-    int8: bool = True
-    """Also write model.int8.onnx (ONNX Runtime dynamic quantization)."""
-    seq: int = 128
-    """Sequence length of the latency measurements."""
-    threads: int = 1
-    """ONNX Runtime threads of the latency measurements (1: what a small device gives one model)."""
-    rounds: int = 9
-    """Interleaved timing rounds of the final teacher-against-winners comparison (medians)."""
+            raise SlimtuneError(f"winners.min_accuracy_ratio must be in (0, 1], got {self.min_accuracy_ratio}")
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A whole job, as read from YAML plus `key=value` overrides."""
+    """A whole job, as read from YAML plus `key=value` overrides; each section ready to run."""
 
-    model: str = "builtin:minilm-l6"
-    out: str = "runs/job"
-    teacher: str | None = None
+    model: str
+    out: str
+    """Absolute output folder."""
+    teacher: str | None
     """An already fine-tuned teacher folder: the fine-tune stage is skipped."""
-    storage: str | None = None
+    storage: str | None
     """Shared storage (a folder every node reaches, or s3:// / gs://) for Ray Train checkpoints and
     Tune trials; the report, summary and bundles are copied there at the end. None: under `out`."""
-    data: DataSection = field(default_factory=DataSection)
-    finetune: FinetuneSection = field(default_factory=FinetuneSection)
-    search: SearchSection = field(default_factory=SearchSection)
-    winners: WinnersSection = field(default_factory=WinnersSection)
-    export: ExportSection = field(default_factory=ExportSection)
+    data: DataSpec
+    finetune: FinetuneSpec
+    search: SearchSpec
+    winners: WinnersSpec = field(default_factory=WinnersSpec)
+    export: ExportSpec | None = None
+
+    @property
+    def teacher_dir(self) -> str:
+        return self.teacher or self.finetune.out
 
 
-def _check_type(value, annotation, path: str):
-    origin = typing.get_origin(annotation)
-    if origin is tuple:  # YAML lists; a tuple keeps the frozen section immutable
-        if not isinstance(value, (list, tuple)):
-            raise SlimtuneError(f"job: {path} must be a list, got {value!r}")
-        item = typing.get_args(annotation)[0]
-        return tuple(_check_type(v, item, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        annotation = next(a for a in options if a is not type(None))
-    if dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, path)
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if annotation is bool and not isinstance(value, bool) or annotation is int and isinstance(value, bool):
-        raise SlimtuneError(f"job: {path} must be {annotation.__name__}, got {value!r}")
-    if not isinstance(value, annotation):
-        raise SlimtuneError(f"job: {path} must be {annotation.__name__}, got {value!r}")
-    return value
+# What the job itself sets in each section (the links between stages).
+_OWNED = {
+    FinetuneSpec: ("model", "data", "out", "storage", "seed"),
+    SearchSpec: ("teacher", "data", "out", "storage", "seed", "resume", "max_length", "seq"),
+    ExportSpec: ("model", "data", "out", "seed"),
+}
+_TOP = {"model": str, "out": str, "teacher": str | None, "storage": str | None}
+_SECTIONS = ("data", "finetune", "search", "winners", "export")
 
 
-def _build(cls, raw, path: str = ""):
+def _section_keys(cls) -> list[str]:
+    data_keys = {f.name for f in dataclasses.fields(DataSpec)}
+    own = {f.name for f in dataclasses.fields(cls)}
+    return [k for k in flat_keys(cls, _OWNED[cls]) if k in own or k not in data_keys]
+
+
+def _section(cls, raw, name: str, linked: dict):
     if not isinstance(raw, dict):
-        raise SlimtuneError(f"job: {path or 'the file'} must be a mapping of keys, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+        raise SlimtuneError(f"job: {name} must be a mapping of keys, got {raw!r}")
+    allowed = _section_keys(cls)
     for key in raw:
-        if key not in known:
-            where = f"{path}.{key}" if path else str(key)
-            raise SlimtuneError(f"job: unknown key '{where}'; known keys here: {', '.join(sorted(known))}")
-    values = {k: _check_type(v, hints[k], f"{path}.{k}" if path else k) for k, v in raw.items()}
-    return cls(**values)
+        if key not in allowed:
+            raise SlimtuneError(f"job: unknown key '{name}.{key}'; known keys here: {', '.join(allowed)}")
+    try:
+        return build_spec(cls, {**raw, **linked}, where=f"job: {name}")
+    except SlimtuneError as exc:  # the spec names its CLI flag (--sampler): name the job key instead
+        message = re.sub(r"--([a-z0-9-]+)", lambda m: f"{name}.{m.group(1).replace('-', '_')}", str(exc))
+        raise SlimtuneError(message if message.startswith("job: ") else f"job: {message}") from None
+
+
+def _storage(storage: str | None, out: Path, part: str) -> str | None:
+    from slimtune.storage import join
+
+    return join(storage, out.name, part) if storage else None
+
+
+def build_job(raw: dict, job_dir: Path) -> JobSpec:
+    for key in raw:
+        if key not in _TOP and key not in _SECTIONS:
+            raise SlimtuneError(f"job: unknown key '{key}'; known keys here: {', '.join(sorted([*_TOP, *_SECTIONS]))}")
+    top = {k: check_type(raw.get(k), t, f"job: {k}") for k, t in _TOP.items() if raw.get(k) is not None}
+    model, out = top.get("model", "builtin:minilm-l6"), Path(top.get("out", "runs/job")).resolve()
+    storage, teacher = top.get("storage"), top.get("teacher")
+    if storage:
+        from slimtune.storage import resolve
+
+        resolve(storage, out, "job: storage")
+    try:
+        data = build_section(DataSpec, {"source": "builtin:tweets", **(raw.get("data") or {})}, "data")
+    except SlimtuneError as exc:
+        raise SlimtuneError(f"job: {exc}") from None
+    finetune = _section(FinetuneSpec, raw.get("finetune") or {}, "finetune", {
+        "model": model, "data": data, "out": str(out / "teacher"), "seed": data.seed,
+        "storage": _storage(storage, out, "teacher-checkpoints")})
+    export = _section(ExportSpec, raw.get("export") or {}, "export", {
+        "model": teacher or finetune.out, "data": data, "out": str(out / "teacher_bundle")})
+    search_raw = dict(raw.get("search") or {})
+    search_raw["space"] = _find_space(search_raw.get("space", "search_spaces/full.py"), job_dir)
+    search = _section(SearchSpec, search_raw, "search", {
+        "teacher": teacher or finetune.out, "data": data, "out": str(out / "search"),
+        "storage": _storage(storage, out, "search"), "max_length": finetune.max_length, "seq": export.seq})
+    try:
+        winners = build_section(WinnersSpec, raw.get("winners") or {}, "winners")
+    except SlimtuneError as exc:
+        raise SlimtuneError(f"job: {exc}") from None
+    return JobSpec(model=model, out=str(out), teacher=teacher, storage=storage, data=data, finetune=finetune,
+                   search=search, winners=winners, export=export)
 
 
 def _apply_override(raw: dict, item: str) -> None:
@@ -191,25 +164,21 @@ def load_job(path: str, overrides: list[str] | None = None, out: str | None = No
         raw = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as exc:
         raise SlimtuneError(f"job file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise SlimtuneError(f"job file {path} must be a mapping of keys (model, out, data, finetune, ...)")
     for item in overrides or []:
         _apply_override(raw, item)
     if out:
         raw["out"] = out
-    job = _build(JobSpec, raw)
-    if job.storage:
-        from slimtune.storage import resolve
-
-        resolve(job.storage, Path(job.out), "job: storage")
-    space = _find_space(job.search.space, file.parent)
-    return dataclasses.replace(job, search=dataclasses.replace(job.search, space=space))
+    return build_job(raw, file.parent)
 
 
-def _find_space(space: str, job_dir: Path) -> str:
+def _find_space(space, job_dir: Path) -> str:
     """The space file: as given, else beside the job file, else beside its folder (jobs/../search_spaces)."""
+    if not isinstance(space, str):
+        raise SlimtuneError(f"job: search.space must be a file path, got {space!r}")
     for base in (Path.cwd(), job_dir, job_dir.parent):
         candidate = base / space
         if candidate.is_file():
             return str(candidate.resolve())
     raise SlimtuneError(f"job: search.space {space!r} is not a file (looked in the working folder and beside the job file)")
-
-

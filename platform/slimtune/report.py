@@ -75,9 +75,21 @@ def _shape(summary: dict, name: str) -> str:
         if w["name"] == name:
             c = w["final"]["candidate"]
             parts = [f"{'all' if c.get('layers') is None else c['layers']} layers"]
-            parts += [f"−{100 * c[k]:.0f}% {label}" for k, label in (("heads", "heads"), ("ffn", "FFN")) if c[k]]
+            for k, label in (("heads", "heads"), ("ffn", "FFN")):
+                if isinstance(c[k], list):  # one ratio per kept layer
+                    parts.append(f"−({'/'.join(f'{100 * r:.0f}' for r in c[k])})% {label}")
+                elif c[k]:
+                    parts.append(f"−{100 * c[k]:.0f}% {label}")
             return html.escape(", ".join(parts))
     return ""
+
+
+def _constraints(pareto: dict) -> str:
+    limits = pareto.get("limits") or {}
+    if not limits:
+        return "none"
+    return ", ".join(f"{name} ({v['metric']} {'≥' if v['metric'] == 'accuracy' else '≤'} {v['bound']:.4g})"
+                     for name, v in limits.items())
 
 
 def _confusion(manifest: dict) -> str:
@@ -166,7 +178,8 @@ bundle <code>{html.escape(w['bundle'])}</code>.</p>
 </section>
 <section id="pareto"><h2>Search: accuracy against latency</h2>
 <p class="note">{pareto['trials_finished']} trials finished, {pareto['trials_failed']} failed; sampler {html.escape(str(pareto.get('sampler')))}.
-The front is the trials no other trial beats on every objective ({', '.join(pareto['objectives'])}); validation accuracy, ONNX fp32 latency at 1 thread.</p>
+The front is the trials within the constraints ({html.escape(_constraints(pareto))}) that no other trial beats on every
+objective ({', '.join(pareto['objectives'])}); validation accuracy, ONNX fp32 latency at {job['search']['latency_threads']} thread(s).</p>
 {plot}
 </section>
 <section id="confusion"><h2>Confusion matrix of {html.escape(w['name'])} (test split, fp32)</h2>

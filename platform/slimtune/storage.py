@@ -38,6 +38,21 @@ def join(location: str, *parts: str) -> str:
     return "/".join([location.rstrip("/"), *parts]) if is_uri(location) else str(Path(location, *parts))
 
 
+def ensure_writable(folder: str | Path, flag: str = "--out") -> Path:
+    """Create `folder` (and its parents) and prove it takes a file, or fail in one line now,
+    before any expensive work."""
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".slimtune-write-test-{uuid.uuid4().hex[:8]}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SlimtuneError(f"{flag}: cannot write to {folder} ({exc.strerror or type(exc).__name__}); "
+                            "pick a folder you can write to") from None
+    return folder
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write a local file under a temporary name, then rename it: a reader never sees half of it."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")

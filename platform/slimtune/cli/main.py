@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from slimtune import __version__
 from slimtune.errors import SlimtuneError
@@ -20,46 +21,47 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_data_flags(parser) -> None:
     parser.add_argument("--data", required=True, help="builtin:tweets|reuters-r8|20news, a CSV/TSV/JSON/JSONL/Parquet file, a folder with train.* [validation.* test.*], a save_to_disk folder, or hf:NAME[:CONFIG]")
-    parser.add_argument("--text-column", default=None, help="column with the text (default: text, or the built-in dataset's)")
-    parser.add_argument("--label-column", default=None, help="column with the label (default: label, or the built-in dataset's)")
-    parser.add_argument("--max-train-samples", type=int, default=None, metavar="N", help="stratified subsample of the training split")
-    parser.add_argument("--seed", type=int, default=42, help="seed of splits, shuffling and initialisation (default 42)")
+    parser.add_argument("--text-column", help="column with the text (default: text, or the built-in dataset's)")
+    parser.add_argument("--label-column", help="column with the label (default: label, or the built-in dataset's)")
+    parser.add_argument("--max-train-samples", type=int, metavar="N", help="stratified subsample of the training split")
+    parser.add_argument("--seed", type=int, help="seed of splits, shuffling and initialisation (default 42)")
+
+
+def _add_storage_flag(parser) -> None:
+    parser.add_argument("--storage", metavar="PATH|URI",
+                        help="checkpoints and trial state: a folder every node reaches, or s3://... / gs://... (default: under --out)")
+
+
+def _stage_parser(sub, name: str, **kwargs):
+    """A stage's parser: flags the user leaves out are absent, so the stage's settings object holds
+    the one default (the same for the CLI, job files and the Python API)."""
+    return sub.add_parser(name, argument_default=argparse.SUPPRESS, **kwargs)
+
+
+def _flags(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in ("func", "command")}
 
 
 def _finetune_parser(sub) -> None:
-    p = sub.add_parser("finetune", help="fine-tune a teacher classifier (here or on Ray Train)",
-                       description="Fine-tune a pretrained transformer as a text classifier. Writes DIR/model/, DIR/metrics.json and DIR/split.json.")
+    p = _stage_parser(sub, "finetune", help="fine-tune a teacher classifier (here or on Ray Train)",
+                      description="Fine-tune a pretrained transformer as a text classifier. Writes DIR/model/, DIR/metrics.json and DIR/split.json.")
     p.add_argument("--model", required=True, help="builtin:minilm-l6, builtin:mpnet-base, a model folder, or a hub id")
     _add_data_flags(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--epochs", type=int, default=3, help="passes over the training data (default 3)")
-    p.add_argument("--batch-size", type=int, default=32, help="examples per step over all workers (default 32)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: by model width, 2e-4 for MiniLM, 5e-5 for BERT-base size)")
-    p.add_argument("--max-length", type=int, default=128, help="tokens per text, longer ones truncated (default 128)")
-    p.add_argument("--workers", type=int, default=None, help="Ray Train workers; 0 = this process (default: 1 when RAY_ADDRESS is set, else 0)")
+    p.add_argument("--epochs", type=int, help="passes over the training data (default 3)")
+    p.add_argument("--batch-size", type=int, help="examples per step over all workers (default 32)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: by model width, 2e-4 for MiniLM, 5e-5 for BERT-base size)")
+    p.add_argument("--max-length", type=int, help="tokens per text, longer ones truncated (default 128)")
+    p.add_argument("--workers", type=int, help="Ray Train workers; 0 = this process (default: 1 when RAY_ADDRESS is set, else 0)")
     p.add_argument("--use-gpu", action="store_true", help="train on GPU (one per worker)")
-    p.add_argument("--storage", default=None, metavar="PATH|URI",
-                   help="checkpoints and trial state: a folder every node reaches, or s3://... / gs://... (default: under --out)")
+    _add_storage_flag(p)
     p.set_defaults(func=_cmd_finetune)
 
 
 def _cmd_finetune(args) -> dict:
-    from slimtune.data import DataSpec
-    from slimtune.train.finetune import FinetuneSpec, run_finetune
-    from slimtune.train.loop import TrainSpec
+    import slimtune
 
-    spec = FinetuneSpec(
-        model=args.model,
-        data=DataSpec(args.data, args.text_column, args.label_column,
-                      max_train_samples=args.max_train_samples, seed=args.seed),
-        out=args.out,
-        train=TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
-        max_length=args.max_length,
-        workers=args.workers,
-        use_gpu=args.use_gpu,
-        storage=args.storage,
-    )
-    return run_finetune(spec)
+    return slimtune.finetune(**_flags(args)).metrics
 
 
 def _layers_arg(text: str):
@@ -70,102 +72,86 @@ def _layers_arg(text: str):
         raise argparse.ArgumentTypeError(f"give a count (3) or indices (0,2,5), not {text!r}") from None
 
 
+def _ints_arg(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated layer numbers, e.g. 1,3,5, not {text!r}") from None
+
+
 def _prune_parser(sub) -> None:
-    p = sub.add_parser("prune", help="remove attention heads, FFN neurons and layers for real",
-                       description="Structured pruning: physically remove heads, FFN neurons and whole layers. Writes DIR/model/ and DIR/metrics.json (with encoder_flops, size_mb, num_parameters and the teacher's figures).")
+    p = _stage_parser(sub, "prune", help="remove attention heads, FFN neurons and layers for real",
+                      description="Structured pruning: physically remove heads, FFN neurons and whole layers. Writes DIR/model/ and DIR/metrics.json (with encoder_flops, size_mb, num_parameters and the teacher's figures).")
     p.add_argument("--model", required=True, help="a fine-tuned model folder (e.g. a finetune output)")
     _add_data_flags(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--heads", type=float, default=0.0, metavar="R", help="fraction of attention heads removed (each layer keeps one)")
-    p.add_argument("--ffn", type=float, default=0.0, metavar="R", help="fraction of FFN neurons removed")
-    p.add_argument("--layers", type=_layers_arg, default=None, metavar="K", help="layers kept: a count (evenly spaced, last kept) or indices like 0,2,5")
-    p.add_argument("--importance", default="taylor", help="taylor (|w x grad| on calibration batches, default) or magnitude")
-    p.add_argument("--scope", default="layer", help="layer: same ratio per layer (default); global: rank units model-wide")
-    p.add_argument("--sparsity", type=float, default=0.0, metavar="R", help="unstructured magnitude sparsity on top (size effect only)")
-    p.add_argument("--recover-epochs", type=int, default=0, help="fine-tune epochs after pruning (default 0; distil instead)")
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--heads", type=float, metavar="R", help="fraction of attention heads removed (each layer keeps one; default 0)")
+    p.add_argument("--ffn", type=float, metavar="R", help="fraction of FFN neurons removed (default 0)")
+    p.add_argument("--layers", type=_layers_arg, metavar="K", help="layers kept: a count (evenly spaced, last kept) or indices like 0,2,5")
+    p.add_argument("--importance", help="taylor (|w x grad| on calibration batches, default) or magnitude")
+    p.add_argument("--scope", help="layer: same ratio per layer (default); global: rank units model-wide")
+    p.add_argument("--sparsity", type=float, metavar="R", help="unstructured magnitude sparsity on top (size effect only)")
+    p.add_argument("--recover-epochs", type=int, help="fine-tune epochs after pruning (default 0; distil instead)")
+    p.add_argument("--max-length", type=int, help="tokens per text (default 128)")
     p.set_defaults(func=_cmd_prune)
 
 
 def _cmd_prune(args) -> dict:
-    from slimtune.data import DataSpec
-    from slimtune.prune.run import PruneSpec, run_prune
+    import slimtune
 
-    layers = args.layers
-    return run_prune(PruneSpec(
-        model=args.model,
-        data=DataSpec(args.data, args.text_column, args.label_column, max_train_samples=args.max_train_samples, seed=args.seed),
-        out=args.out, heads=args.heads, ffn=args.ffn,
-        layers=layers if isinstance(layers, int) else None,
-        keep_layer_indices=layers if isinstance(layers, tuple) else None,
-        importance=args.importance, scope=args.scope, sparsity=args.sparsity,
-        recover_epochs=args.recover_epochs, max_length=args.max_length,
-    ))
+    return slimtune.prune(**_flags(args)).metrics
 
 
 def _distill_parser(sub) -> None:
-    p = sub.add_parser("distill", help="distil a fine-tuned teacher into a student",
-                       description="Knowledge distillation on the training loop (here or on Ray Train). Writes DIR/model/ and DIR/metrics.json (with encoder_flops, size_mb and the teacher's figures).")
+    p = _stage_parser(sub, "distill", help="distil a fine-tuned teacher into a student",
+                      description="Knowledge distillation on the training loop (here or on Ray Train). Writes DIR/model/ and DIR/metrics.json (with encoder_flops, size_mb and the teacher's figures).")
     p.add_argument("--teacher", required=True, help="a fine-tuned model folder")
     p.add_argument("--student", required=True, help="a model folder (e.g. prune output), a model name (builtin:minilm-l6), or random:layers=4,hidden=256,heads=4,ffn=1024")
     _add_data_flags(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--epochs", type=int, default=3, help="passes over the training data (default 3)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: by student width)")
-    p.add_argument("--temperature", type=float, default=2.0, help="softening of the logit loss (default 2)")
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the teacher's soft targets vs hard labels (default 0.5)")
-    p.add_argument("--hidden-weight", type=float, default=0.0, help="weight of hidden-state MSE (default 0: off)")
-    p.add_argument("--attention-weight", type=float, default=0.0, help="weight of attention KL (default 0: off)")
-    p.add_argument("--layer-map", default=None, help="teacher layer per student layer, e.g. 1,3,5 (default: the pruned layers' origin, else uniform)")
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--workers", type=int, default=None, help="Ray Train workers; 0 = this process")
+    p.add_argument("--epochs", type=int, help="passes over the training data (default 3)")
+    p.add_argument("--batch-size", type=int, help="examples per step (default 32)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: by student width)")
+    p.add_argument("--temperature", type=float, help="softening of the logit loss (default 2)")
+    p.add_argument("--alpha", type=float, help="weight of the teacher's soft targets vs hard labels (default 0.5)")
+    p.add_argument("--hidden-weight", type=float, help="weight of hidden-state MSE (default 0: off)")
+    p.add_argument("--attention-weight", type=float, help="weight of attention KL (default 0: off)")
+    p.add_argument("--layer-map", type=_ints_arg, help="teacher layer per student layer, e.g. 1,3,5 (default: the pruned layers' origin, else uniform)")
+    p.add_argument("--max-length", type=int, help="tokens per text (default 128)")
+    p.add_argument("--workers", type=int, help="Ray Train workers; 0 = this process")
     p.add_argument("--use-gpu", action="store_true")
+    _add_storage_flag(p)
     p.set_defaults(func=_cmd_distill)
 
 
 def _cmd_distill(args) -> dict:
-    from slimtune.data import DataSpec
-    from slimtune.distill import DistillSpec, LossSpec, run_distill
-    from slimtune.train.loop import TrainSpec
+    import slimtune
 
-    layer_map = None
-    if args.layer_map:
-        try:
-            layer_map = tuple(int(x) for x in args.layer_map.split(","))
-        except ValueError:
-            raise SlimtuneError(f"--layer-map: comma-separated layer numbers, e.g. 1,3,5, not {args.layer_map!r}") from None
-    return run_distill(DistillSpec(
-        teacher=args.teacher, student=args.student,
-        data=DataSpec(args.data, args.text_column, args.label_column, max_train_samples=args.max_train_samples, seed=args.seed),
-        out=args.out,
-        loss=LossSpec(temperature=args.temperature, alpha=args.alpha, hidden_weight=args.hidden_weight,
-                      attention_weight=args.attention_weight, layer_map=layer_map),
-        train=TrainSpec(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
-        max_length=args.max_length, workers=args.workers, use_gpu=args.use_gpu,
-    ))
+    return slimtune.distill(**_flags(args)).metrics
 
 
 def _export_parser(sub) -> None:
-    p = sub.add_parser("export", help="export to ONNX fp32 + int8, checked and benchmarked, as a bundle",
-                       description="Export a model folder to an ONNX bundle that runs with onnxruntime alone: model.onnx, model.int8.onnx, tokenizer files, labels.json, manifest.json, README.md.")
+    p = _stage_parser(sub, "export", help="export to ONNX fp32 + int8, checked and benchmarked, as a bundle",
+                      description="Export a model folder to an ONNX bundle that runs with onnxruntime alone: model.onnx, model.int8.onnx, tokenizer files, labels.json, manifest.json, README.md.")
     p.add_argument("--model", required=True, help="a model folder (finetune, prune or distill output)")
     p.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder (new or empty)")
-    p.add_argument("--data", default=None, help="dataset whose test split gives accuracy_fp32/int8 and parity texts")
-    p.add_argument("--int8", action="store_true", default=True, help="write model.int8.onnx (default: on)")
+    p.add_argument("--data", help="dataset whose test split gives accuracy_fp32/int8 and parity texts")
+    p.add_argument("--text-column", help="column with the text")
+    p.add_argument("--label-column", help="column with the label")
+    p.add_argument("--seed", type=int, help="seed of the test split when one is carved out (42)")
+    p.add_argument("--int8", action="store_true", help="write model.int8.onnx (default: on)")
     p.add_argument("--no-int8", dest="int8", action="store_false", help="fp32 only")
     p.add_argument("--static-int8", action="store_true", help="static int8 calibrated on training texts (needs --data)")
     p.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip ONNX Runtime graph fusions")
-    p.add_argument("--seq", type=int, default=128, help="sequence length of the latency measurement (128)")
-    p.add_argument("--threads", type=int, default=None, help="threads of the latency measurement (all cores)")
+    p.add_argument("--seq", type=int, help="sequence length of the latency measurement (128)")
+    p.add_argument("--threads", type=int, help="threads of the latency measurement (all cores)")
     p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args) -> dict:
-    from slimtune.export.bundle import ExportSpec, run_export
+    import slimtune
 
-    manifest = run_export(ExportSpec(model=args.model, out=args.out, int8=args.int8, static_int8=args.static_int8,
-                                     data=args.data, optimize=args.optimize, seq=args.seq, threads=args.threads))
+    manifest = slimtune.export(**_flags(args)).metrics
     keys = ("parity_max_abs_diff", "accuracy_fp32", "accuracy_int8", "latency_ms_p50_fp32", "latency_ms_p50_int8",
             "size_mb_fp32", "size_mb_int8", "opset")
     return {"print": {k: manifest[k] for k in keys}}
@@ -189,7 +175,7 @@ def _cmd_bench(args) -> dict:
     from pathlib import Path
 
     if args.bundle:
-        from slimtune.export.benchmark import bench_onnx
+        from slimtune.exporting.benchmark import bench_onnx
 
         name = "model.int8.onnx" if args.int8 else "model.onnx"
         path = Path(args.bundle) / name
@@ -197,7 +183,7 @@ def _cmd_bench(args) -> dict:
             raise SlimtuneError(f"--bundle: {path} not found; give a folder written by `slimtune export`")
         report = bench_onnx(path, args.seq, args.threads, args.iters, batch=args.batch)
     else:
-        from slimtune.export.benchmark import bench_torch
+        from slimtune.exporting.benchmark import bench_torch
         from slimtune.models import load_classifier, load_config, resolve_model
 
         resolved = resolve_model(args.model)
@@ -208,7 +194,7 @@ def _cmd_bench(args) -> dict:
 
 
 def _open_bundle(path: str):
-    from slimtune.export.runtime import Bundle
+    from slimtune.exporting.runtime import Bundle
 
     try:
         return Bundle(path)
@@ -228,7 +214,7 @@ def _eval_parser(sub) -> None:
 
 
 def _cmd_eval(args) -> dict:
-    from slimtune.export.runtime import Bundle, read_labelled_file
+    from slimtune.exporting.runtime import Bundle, read_labelled_file
 
     _open_bundle(args.bundle)  # a clear error before reading data
     bundle = Bundle(args.bundle, int8=args.int8)
@@ -261,7 +247,7 @@ def _predict_parser(sub) -> None:
 
 
 def _cmd_predict(args) -> dict:
-    from slimtune.export.runtime import Bundle
+    from slimtune.exporting.runtime import Bundle
 
     _open_bundle(args.bundle)
     for row in Bundle(args.bundle, int8=args.int8).predict(args.texts):
@@ -270,43 +256,35 @@ def _cmd_predict(args) -> dict:
 
 
 def _search_parser(sub) -> None:
-    p = sub.add_parser("search", help="search students with Ray Tune + Optuna over several objectives",
-                       description="Multi-objective search (accuracy up, latency down, size optionally). Writes DIR/trials.csv, DIR/pareto.json, DIR/pareto.png; the front's models stay in DIR/trials/.")
+    p = _stage_parser(sub, "search", help="search students with Ray Tune + Optuna over several objectives",
+                      description="Multi-objective search (accuracy up, latency down, size optionally). Writes DIR/trials.csv, DIR/pareto.json, DIR/pareto.png; the front's models stay in DIR/trials/.")
     p.add_argument("--teacher", required=True, help="a fine-tuned model folder")
-    p.add_argument("--data", required=True)
+    _add_data_flags(p)
     p.add_argument("--space", required=True, help="a search space file, e.g. search_spaces/full.py")
-    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--trials", type=int, help="trials in all (default 12)")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--concurrency", type=int, default=2, help="trials at once (each gets CPUs / concurrency threads)")
+    p.add_argument("--concurrency", type=int, help="trials at once, each gets CPUs / concurrency threads (default 2)")
     p.add_argument("--resume", action="store_true", help="continue the search in DIR; finished trials are kept")
-    p.add_argument("--objectives", default="accuracy,latency_ms", help="from accuracy, latency_ms, size_mb")
-    p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2 or random")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--retries", type=int, default=1, help="retries of a failing trial before it is recorded as failed")
-    p.add_argument("--max-train-samples", type=int, default=2000)
-    p.add_argument("--max-steps", type=int, default=None, help="cap on each trial's training steps")
+    p.add_argument("--objectives", type=lambda s: tuple(s.split(",")), help="from accuracy, latency_ms, size_mb (default accuracy,latency_ms)")
+    p.add_argument("--sampler", help="tpe (default), nsga2 or random")
+    p.add_argument("--retries", type=int, help="retries of a failing trial before it is recorded as failed (default 1)")
+    p.add_argument("--max-steps", type=int, help="cap on each trial's training steps")
+    p.add_argument("--max-length", type=int, help="tokens per text (default 128)")
     p.add_argument("--keep-all", action="store_true", help="keep every trial's model, not only the front's")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+    p.add_argument("--gpus-per-trial", type=float,
                    help="GPU share each trial asks Ray for (0.25: four trials share one GPU; default 0: CPUs)")
-    p.add_argument("--trial-workers", type=int, default=0,
+    p.add_argument("--trial-workers", type=int,
                    help="0: each trial trains in its own process (default); N: as a Ray Train job on N workers (one GPU each with --gpus-per-trial)")
-    p.add_argument("--storage", default=None, metavar="PATH|URI",
-                   help="checkpoints and trial state: a folder every node reaches, or s3://... / gs://... (default: under --out)")
+    _add_storage_flag(p)
     p.set_defaults(func=_cmd_search)
 
 
 def _cmd_search(args) -> dict:
-    from slimtune.search.driver import SearchSpec, run_search
+    import slimtune
 
-    summary = run_search(SearchSpec(
-        teacher=args.teacher, data=args.data, space=args.space, out=args.out, trials=args.trials,
-        concurrency=args.concurrency, objectives=tuple(args.objectives.split(",")), sampler=args.sampler,
-        seed=args.seed, resume=args.resume, retries=args.retries, max_train_samples=args.max_train_samples,
-        max_steps=args.max_steps, keep_all=args.keep_all, gpus_per_trial=args.gpus_per_trial, trial_workers=args.trial_workers,
-        storage=args.storage,
-    ))
-    return {"print": {"front": len(summary["front"]), "trials_finished": summary["trials_finished"],
-                      "trials_failed": summary["trials_failed"], "seconds": summary["seconds"]}}
+    pareto = slimtune.search(**_flags(args)).metrics
+    return {"print": {"front": len(pareto["front"]), "trials_finished": pareto["trials_finished"],
+                      "trials_failed": pareto["trials_failed"], "seconds": pareto["seconds"]}}
 
 
 def _run_parser(sub) -> None:
@@ -316,17 +294,20 @@ def _run_parser(sub) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override a job key (dotted path)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: the job's out)")
     p.add_argument("--resume", action="store_true", help="skip the stages that already finished in DIR")
-    p.add_argument("--storage", default=None, metavar="PATH|URI",
-                   help="shared storage for checkpoints, trials and a copy of the results: a folder every node reaches, or s3://... / gs://...")
-    p.set_defaults(func=_cmd_run)
+    _add_storage_flag(p)
+    p.set_defaults(func=_cmd_run, storage=None)
 
 
 def _cmd_run(args) -> dict:
-    from slimtune.pipeline import load_job, run_job
+    import slimtune
 
-    overrides = list(args.overrides) + ([f"storage={args.storage}"] if args.storage else [])
-    job = load_job(args.job, overrides, out=args.out)
-    return run_job(job, resume=args.resume)
+    summary = slimtune.run(args.job, out=args.out, overrides=args.overrides, resume=args.resume, storage=args.storage).metrics
+    w = summary["winner"]
+    return {"print": {"report": str(Path(summary["job"]["out"]) / "report.html"),
+                      "summary": str(Path(summary["job"]["out"]) / "summary.json"),
+                      "winner_bundle": w["bundle"], "speedup_vs_teacher_fp32": round(w["speedup_vs_teacher_fp32"], 3),
+                      "accuracy_vs_teacher_fp32": round(w["accuracy_vs_teacher_fp32"], 4),
+                      "seconds": round(summary["total_seconds"], 1)}}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -159,7 +159,12 @@ def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, list[
 def _read_hub(name: str) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
     import datasets
 
+    from slimtune.hub import hub_reachable
+
     repo, _, config = name.partition(":")
+    if not hub_reachable():
+        raise SlimtuneError(f"--data: hf:{name} needs the Hugging Face hub, which is not reachable from here; "
+                            "give a local file or folder, or a builtin: data set")
     try:
         loaded = datasets.load_dataset(repo, config or None)
     except Exception as exc:  # network, unknown name, gated: all end the same way for the user
@@ -252,6 +257,20 @@ def _fingerprint(frames: dict[str, pd.DataFrame]) -> str:
 def _hold_out(frame: pd.DataFrame, n_pick: int, seed: int):
     rest, picked = stratified_pick(frame["label"].to_numpy(), n_pick, seed)
     return frame.iloc[rest].reset_index(drop=True), frame.iloc[picked].reset_index(drop=True), picked
+
+
+def subsample_train(data: TextData, rows: int | None, seed: int) -> TextData:
+    """The same data with a stratified subsample of `rows` training rows (validation and test as
+    they are): a search trains its trials on fewer rows than the data a job loaded once."""
+    if not rows or rows >= len(data.train):
+        return data
+    if rows < data.num_labels:
+        raise SlimtuneError(f"--max-train-samples: {rows} is fewer than the {data.num_labels} classes; raise it")
+    _, train, _ = _hold_out(data.train, rows, seed)
+    frames = {"train": train, "validation": data.validation, "test": data.test}
+    info = {**data.split_info, "train_subsample": {"rows": rows, "seed": seed}, "train": {"rows": rows}}
+    return TextData(train=train, validation=data.validation, test=data.test, label_names=data.label_names,
+                    split_info=info, fingerprint=_fingerprint(frames))
 
 
 def load_data(spec: DataSpec) -> TextData:

@@ -37,11 +37,27 @@ def encode(texts, labels, tokenizer, max_length: int) -> EncodedSplit:
     return EncodedSplit(input_ids=ids, labels=[int(x) for x in labels])
 
 
+_ENCODED: dict[tuple, EncodedSplit] = {}  # (tokenizer, max_length, split content) -> its encoding
+_ENCODED_MAX = 16
+
+
 def encode_data(data: "TextData", tokenizer, max_length: int) -> dict[str, EncodedSplit]:
-    return {
-        split: encode(frame["text"], frame["label"], tokenizer, max_length)
-        for split, frame in (("train", data.train), ("validation", data.validation), ("test", data.test))
-    }
+    """Every split encoded; a split this process already encoded with the same tokenizer and
+    length is reused, so a job that hands its data from stage to stage tokenizes it once."""
+    import hashlib
+
+    import pandas as pd
+
+    out = {}
+    for split, frame in (("train", data.train), ("validation", data.validation), ("test", data.test)):
+        content = hashlib.sha1(pd.util.hash_pandas_object(frame[["text", "label"]], index=False).to_numpy().tobytes())
+        key = (type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer), max_length, content.hexdigest())
+        if key not in _ENCODED:
+            if len(_ENCODED) >= _ENCODED_MAX:
+                _ENCODED.pop(next(iter(_ENCODED)))
+            _ENCODED[key] = encode(frame["text"], frame["label"], tokenizer, max_length)
+        out[split] = _ENCODED[key]
+    return out
 
 
 class PadCollator:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from slimtune import log
 from slimtune.errors import SlimtuneError
+from slimtune.hub import hub_reachable
 from slimtune.models.builtin import builtin_model_path
 
 SLIMTUNE_FILE = "slimtune.json"  # what transformers' config cannot hold: provenance, data split
@@ -50,28 +51,11 @@ def _quiet_transformers():
     transformers.utils.logging.disable_progress_bar()
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick TCP connect, so that an offline machine fails in seconds, not after the hub
-    client's retries (about 25 s)."""
-    import os
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return True  # offline mode: the hub client itself answers at once from the local cache
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def load_config(resolved: str, flag: str = "--model"):
     from transformers import AutoConfig
 
     _quiet_transformers()
-    if not Path(resolved).is_dir() and not _hub_reachable():
+    if not Path(resolved).is_dir() and not hub_reachable():
         raise SlimtuneError(
             f"{flag}: '{resolved}' is not a built-in name (builtin:minilm-l6, builtin:mpnet-base) "
             "nor a local model folder, and the Hugging Face hub is not reachable from here"

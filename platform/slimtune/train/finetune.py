@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from slimtune import __version__, log
 from slimtune.data import DataSpec, TextData, load_data
 from slimtune.errors import SlimtuneError
+from slimtune.storage import ensure_writable
 from slimtune.models import load_config, resolve_model
 from slimtune.train.loop import TrainSpec
 
@@ -39,6 +40,8 @@ class FinetuneSpec:
     """Ray Train's checkpoints: a folder every node reaches, or s3:// / gs:// (default: OUT/ray)."""
 
     def __post_init__(self):
+        if isinstance(self.data, str):
+            object.__setattr__(self, "data", DataSpec(self.data))
         if not 8 <= self.max_length <= 8192:
             raise SlimtuneError(f"--max-length: must be between 8 and 8192, got {self.max_length}")
         if self.workers is not None and self.workers < 0:
@@ -69,11 +72,8 @@ def train_model(spec: FinetuneSpec, model, encoded, data: TextData, pad_token_id
     """Train here or on Ray Train; return (model, train record, fixed start-up seconds, device).
 
     Shared by finetune and distill (which passes its own `loss_fn`)."""
-    from slimtune.train.loop import auto_lr, cross_entropy_loss
+    from slimtune.train.loop import cross_entropy_loss
 
-    if spec.train.lr is None:
-        spec = replace(spec, train=replace(spec.train, lr=auto_lr(model.config.hidden_size)))
-        log.info(f"learning rate {spec.train.lr:g} (chosen for hidden size {model.config.hidden_size}; set --lr to change)")
     loss_fn = loss_fn or cross_entropy_loss
     common = dict(num_labels=data.num_labels, pad_token_id=pad_token_id)
     if spec.num_workers == 0:
@@ -94,18 +94,20 @@ def train_model(spec: FinetuneSpec, model, encoded, data: TextData, pad_token_id
     return model, record, startup, f"ray-train x{spec.num_workers} ({'cuda' if spec.use_gpu else 'cpu'})"
 
 
-def run_finetune(spec: FinetuneSpec) -> dict:
-    """Fine-tune and write `out/model/`, `out/metrics.json`, `out/split.json`; return the metrics."""
+def run_finetune(spec: FinetuneSpec, data: TextData | None = None) -> dict:
+    """Fine-tune and write `out/model/`, `out/metrics.json`, `out/split.json`; return the metrics.
+    `data`: already loaded (a job loads it once), else loaded from `spec.data`."""
     out = Path(spec.out)
     resolved = resolve_model(spec.model)  # cheap checks first: names, folders, files, columns
-    data = load_data(spec.data)
+    ensure_writable(out)
+    data = data if data is not None else load_data(spec.data)
     _check_gpu(spec)
     load_config(resolved)  # an unreachable hub id fails here, before tokenizing
 
     from slimtune.data.tokenize import encode_data
     from slimtune.models import load_classifier, load_tokenizer, num_parameters, save_model
     from slimtune.models.load import provenance
-    from slimtune.train.loop import auto_lr, evaluate
+    from slimtune.train.loop import evaluate
 
     tokenizer = load_tokenizer(resolved)
     started = time.perf_counter()
@@ -148,7 +150,7 @@ def run_finetune(spec: FinetuneSpec) -> dict:
             "test_rows": len(data.test),
             "test_split": {k: v for k, v in data.split_info["test"].items() if k != "row_indices"},
         },
-        "train": {**asdict(spec.train), "lr": spec.train.lr or auto_lr(model.config.hidden_size)},
+        "train": {**asdict(spec.train), "lr": record.lr},
         "max_length": spec.max_length,
         "slimtune_version": __version__,
     }

@@ -12,7 +12,7 @@ import copy
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -84,6 +84,8 @@ class TrainResult:
     """Ray node id of each rank (Ray Train runs only)."""
     resumed_from: list[int] = field(default_factory=list)
     """The step each restart after a failure resumed at (Ray Train runs only)."""
+    lr: float | None = None
+    """The peak learning rate used (see `with_lr`)."""
 
 
 LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
@@ -134,15 +136,24 @@ def auto_lr(hidden_size: int) -> float:
     return 5e-5
 
 
+def with_lr(spec: TrainSpec, model) -> TrainSpec:
+    """The one place the learning rate is worked out: `spec.lr`, else `auto_lr` of the model's
+    width. Every training entry point calls it, and the result records the rate it used."""
+    if spec.lr is not None:
+        return spec
+    hidden = getattr(getattr(model, "config", None), "hidden_size", 768)
+    log.info(f"learning rate {auto_lr(hidden):g} (chosen for hidden size {hidden}; set --lr to change)")
+    return replace(spec, lr=auto_lr(hidden))
+
+
 def _optimizer(model, spec: TrainSpec):
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 else decay).append(param)
     groups = [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    lr = spec.lr if spec.lr is not None else auto_lr(getattr(getattr(model, "config", None), "hidden_size", 768))
     on_cuda = next(model.parameters()).is_cuda
-    return torch.optim.AdamW(groups, lr=lr, fused=on_cuda)  # one kernel per step on a GPU
+    return torch.optim.AdamW(groups, lr=spec.lr, fused=on_cuda)  # one kernel per step on a GPU
 
 
 def _linear_warmup_decay(optimizer, warmup: int, total: int):
@@ -207,6 +218,7 @@ def train(
 ) -> TrainResult:
     """Train `model` in place; on return it holds the weights of the best validation epoch."""
     ctx = ctx or LocalContext()
+    spec = with_lr(spec, model)
     torch.manual_seed(spec.seed)
     model = ctx.prepare_model(model)
     core = ctx.unwrap(model)
@@ -220,7 +232,7 @@ def train(
     optimizer = _optimizer(model, spec)
     scheduler = _linear_warmup_decay(optimizer, int(spec.warmup_ratio * total_steps), total_steps)
 
-    result = TrainResult()
+    result = TrainResult(lr=spec.lr)
     best_state, best_score, start_epoch, step = None, -math.inf, 0, 0
     resumed = ctx.restore()
     if resumed:  # a restarted Ray worker continues after the last finished epoch

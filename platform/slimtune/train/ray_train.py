@@ -26,7 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 from slimtune import log
 from slimtune.ray_session import ensure_ray, forward_progress, progress_relay
 from slimtune.storage import resolve as resolve_storage
-from slimtune.train.loop import TrainResult, TrainSpec, train
+from slimtune.train.loop import TrainResult, TrainSpec, train, with_lr
 
 _JSON_STATE_KEYS = ("best_score", "best_epoch", "best_metrics", "epoch", "step", "history",
                     "train_seconds", "step_seconds")
@@ -134,6 +134,7 @@ def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: in
                cpus_per_worker: float | None = None) -> tuple[torch.nn.Module, TrainResult, float]:
     """Train on `workers` Ray Train workers; return the model with the best epoch's weights, the
     run's record, and the fixed start-up seconds (actor start, imports, process group)."""
+    spec = with_lr(spec, model)  # once here, so every worker trains at the same, recorded rate
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -172,7 +173,7 @@ def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: in
     record = TrainResult(
         history=state["history"], best_epoch=state["best_epoch"], best_metrics=state["best_metrics"],
         train_seconds=state["train_seconds"], step_seconds=state["step_seconds"], steps=state["step"],
-        worker_nodes=state.get("worker_nodes"), resumed_from=state.get("resumed_from", []),
+        worker_nodes=state.get("worker_nodes"), resumed_from=state.get("resumed_from", []), lr=spec.lr,
     )
     if record.resumed_from:
         log.info(f"training was restarted {len(record.resumed_from)} time(s), each from its last checkpoint "

@@ -1,0 +1,111 @@
+"""Run a bundle with numpy, onnxruntime and tokenizers only: what a device needs, nothing more.
+
+This module must never import torch, transformers, pandas or the rest of slimtune's training
+stack (a test runs it with those imports blocked). `slimtune predict` and `slimtune eval` use it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+
+class Bundle:
+    """A loaded bundle: tokenizer, labels, and an ONNX Runtime session (fp32 or int8)."""
+
+    def __init__(self, folder: str | Path, int8: bool = False, threads: int | None = None):
+        self.folder = Path(folder)
+        manifest_path = self.folder / "manifest.json"
+        if not manifest_path.exists():
+            raise FileNotFoundError(f"{folder} has no manifest.json: give a folder written by `slimtune export`")
+        self.manifest = json.loads(manifest_path.read_text())
+        self.labels = json.loads((self.folder / "labels.json").read_text())
+        self.max_length = int(self.manifest.get("max_length", 128))
+        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.no_padding()  # we pad per batch ourselves, to the batch's longest text
+        self.pad_id = int(self.manifest.get("pad_token_id", 0))
+        name = "model.int8.onnx" if int8 and (self.folder / "model.int8.onnx").exists() else "model.onnx"
+        self.model_file = self.folder / name
+        self.session = make_session(self.model_file, threads)
+
+    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Token ids padded to the longest text of the batch (as in training)."""
+        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        longest = max(len(x) for x in ids)
+        input_ids = np.full((len(ids), longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), longest), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    def logits(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        out = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out.append((idx, self.session.run(["logits"], self.encode([texts[i] for i in idx]))[0]))
+        result = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for idx, logits in out:
+            result[idx] = logits
+        return result
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        logits = self.logits(texts)
+        exp = np.exp(logits - logits.max(-1, keepdims=True))
+        probs = exp / exp.sum(-1, keepdims=True)
+        return [
+            {"label": self.labels[int(p.argmax())], "probabilities": {l: round(float(x), 6) for l, x in zip(self.labels, p)}}
+            for p in probs
+        ]
+
+    def evaluate(self, texts: list[str], labels: list[str], batch_size: int = 32) -> dict:
+        """accuracy and macro-F1 of string labels."""
+        index = {l: i for i, l in enumerate(self.labels)}
+        unknown = sorted(set(labels) - set(index))
+        if unknown:
+            raise ValueError(f"labels not in this bundle: {', '.join(unknown[:5])}")
+        truth = np.array([index[l] for l in labels])
+        pred = self.logits(texts, batch_size).argmax(-1)
+        k = len(self.labels)
+        confusion = np.zeros((k, k), dtype=np.int64)
+        np.add.at(confusion, (truth, pred), 1)
+        tp = np.diag(confusion).astype(float)
+        denom = confusion.sum(0) + confusion.sum(1)
+        present = denom > 0
+        f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=present)
+        return {"accuracy": float(tp.sum() / len(truth)), "f1_macro": float(f1[present].mean()),
+                "n": int(len(truth)), "confusion": confusion.tolist()}
+
+
+def make_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def read_labelled_file(path: str, text_column: str = "text", label_column: str = "label") -> tuple[list[str], list[str]]:
+    """A CSV, TSV, JSON (records) or JSONL file with the standard library: no pandas on a device."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        with p.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","))
+    elif suffix == ".jsonl":
+        rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif suffix == ".json":
+        rows = json.loads(p.read_text(encoding="utf-8"))
+    else:
+        raise ValueError(f"{path}: without pandas, eval reads .csv, .tsv, .json or .jsonl files")
+    if not rows or text_column not in rows[0] or label_column not in rows[0]:
+        raise ValueError(f"{path}: needs columns '{text_column}' and '{label_column}'")
+    return [str(r[text_column]) for r in rows], [str(r[label_column]) for r in rows]

@@ -1,0 +1,189 @@
+"""`slimtune prune`: score units, remove layers, heads and FFN neurons, optionally recover, save.
+
+Structure (which weights belong together) lives in `models.surgery`, scoring in `importance`,
+how much to cut in `policy`; this module only puts them in order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from slimtune import __version__, log
+from slimtune.data import DataSpec, load_data
+from slimtune.errors import SlimtuneError
+from slimtune.storage import ensure_writable
+from slimtune.pruning.importance import IMPORTANCE
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    """One structured-pruning run. Ratios are the fraction removed."""
+
+    model: str
+    """A fine-tuned model folder (the teacher), e.g. the output of `slimtune finetune`."""
+    data: DataSpec
+    out: str
+    heads: float = 0.0
+    """Fraction of attention heads removed (each layer keeps at least one)."""
+    ffn: float = 0.0
+    """Fraction of FFN (intermediate) neurons removed."""
+    layers: int | tuple[int, ...] | None = None
+    """Encoder layers kept: a count (evenly spaced, always including the last) or exact indices
+    (0, 2, 5); None keeps all."""
+    keep_layer_indices: tuple[int, ...] | None = None
+    """Exactly which layers to keep (overrides `layers`)."""
+    importance: str = "taylor"
+    """magnitude (no data) or taylor (|weight x gradient| on calibration batches)."""
+    scope: str = "layer"
+    """layer: the same ratio in every layer; global: rank units model-wide."""
+    calibration_batches: int = 8
+    """Training batches used for Taylor scores."""
+    sparsity: float = 0.0
+    """Unstructured magnitude sparsity on top (a size effect only, reported as such)."""
+    recover_epochs: int = 0
+    """Fine-tune epochs after pruning to recover accuracy (0: none; distillation does better)."""
+    max_length: int = 128
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if isinstance(self.data, str):
+            object.__setattr__(self, "data", DataSpec(self.data))
+        if isinstance(self.layers, (tuple, list)):  # indices: the same as keep_layer_indices
+            object.__setattr__(self, "keep_layer_indices", tuple(self.layers))
+            object.__setattr__(self, "layers", None)
+        for name in ("heads", "ffn", "sparsity"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise SlimtuneError(f"--{name}: a fraction to remove in [0, 1), got {value}")
+        if self.importance not in IMPORTANCE:
+            raise SlimtuneError(f"--importance: use one of {', '.join(IMPORTANCE)}, not {self.importance}")
+        if self.scope not in ("layer", "global"):
+            raise SlimtuneError(f"--scope: use layer or global, not {self.scope}")
+        if self.layers is not None and self.layers < 1:
+            raise SlimtuneError(f"--layers: layers kept, at least 1, got {self.layers}")
+
+
+def _calibration(encoded_train, pad_token_id: int, batch_size: int, n_batches: int, seed: int):
+    import torch
+
+    from slimtune.data.tokenize import PadCollator
+
+    order = torch.randperm(len(encoded_train), generator=torch.Generator().manual_seed(seed)).tolist()
+    collate = PadCollator(pad_token_id)
+    picks = order[: batch_size * n_batches]
+    return [collate([encoded_train[i] for i in picks[s : s + batch_size]]) for s in range(0, len(picks), batch_size)]
+
+
+def apply_pruning(model, *, heads=0.0, ffn=0.0, layers: int | None = None,
+                  keep_layer_indices: tuple[int, ...] | None = None, importance: str = "magnitude",
+                  scope: str = "layer", calibration=None) -> dict:
+    """Remove layers, then heads and neurons scored on the layers that remain. Returns what was kept.
+
+    The arguments mean what PruneSpec's fields of the same names mean; `heads` and `ffn` may
+    also list one ratio per kept layer."""
+    from slimtune.models.surgery import encoder_layers, keep_layers, prune_ffn, prune_heads
+    from slimtune.pruning.importance import magnitude_scores, taylor_scores
+    from slimtune.pruning.policy import evenly_spaced_layers, keep_per_layer
+    from slimtune.train.loop import cross_entropy_loss
+
+    total = len(encoder_layers(model))
+    kept_layers = list(range(total))
+    if keep_layer_indices is not None:
+        kept_layers = sorted(keep_layer_indices)
+        if kept_layers[-1] >= total:
+            raise SlimtuneError(f"--layers: the model has {total} layers (0..{total - 1}), got {kept_layers}")
+    elif layers is not None:
+        if layers > total:
+            raise SlimtuneError(f"--layers: the model has {total} layers; keep at most {total}")
+        kept_layers = evenly_spaced_layers(total, layers)
+    if len(kept_layers) < total:
+        keep_layers(model, kept_layers)
+    record = {"kept_layers": kept_layers, "heads": [], "ffn": []}
+    if heads or ffn:
+        if importance == "taylor":
+            head_scores, ffn_scores = taylor_scores(model, calibration, cross_entropy_loss)
+        else:
+            head_scores, ffn_scores = magnitude_scores(model)
+        try:
+            heads = keep_per_layer(head_scores, heads, scope)
+            neurons = keep_per_layer(ffn_scores, ffn, scope)
+        except ValueError as exc:
+            raise SlimtuneError(f"--heads/--ffn: {exc}") from None
+        for i in range(len(kept_layers)):
+            if heads and len(heads[i]) < len(head_scores[i]):
+                prune_heads(model, i, heads[i])
+            if ffn and len(neurons[i]) < len(ffn_scores[i]):
+                prune_ffn(model, i, neurons[i])
+        record["heads"] = [len(h) for h in heads]
+        record["ffn"] = [len(n) for n in neurons]
+    return record
+
+
+def run_prune(spec: PruneSpec, data=None) -> dict:
+    """Prune `spec.model`; write out/model/ and out/metrics.json (teacher figures beside).
+    `data`: already loaded TextData, else loaded from `spec.data`."""
+    from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
+    from slimtune.models.load import provenance, read_model_info
+
+    out = Path(spec.out)
+    resolved = resolve_model(spec.model)
+    ensure_writable(out)
+    data = data if data is not None else load_data(spec.data)
+    import torch
+
+    from slimtune.data.tokenize import encode_data
+    from slimtune.train.report import model_metrics
+
+    tokenizer = load_tokenizer(resolved)
+    encoded = encode_data(data, tokenizer, spec.max_length)
+    model = load_classifier(resolved, data.label_names).eval()
+    pad = tokenizer.pad_token_id
+    before = model_metrics(model, encoded["test"], data.num_labels, pad)
+    log.info(f"before: test accuracy {before['accuracy']:.4f}, {before['num_parameters']:,} parameters, "
+             f"{before['encoder_flops'] / 1e9:.2f} GFLOPs")
+    torch.manual_seed(spec.data.seed)
+    calibration = None
+    if spec.importance == "taylor" and (spec.heads or spec.ffn):
+        calibration = _calibration(encoded["train"], pad, spec.batch_size, spec.calibration_batches, spec.data.seed)
+    started = time.perf_counter()
+    kept = apply_pruning(model, heads=spec.heads, ffn=spec.ffn, layers=spec.layers,
+                         keep_layer_indices=spec.keep_layer_indices, importance=spec.importance,
+                         scope=spec.scope, calibration=calibration)
+    sparse = None
+    if spec.sparsity:
+        from slimtune.pruning.sparsity import sparsify
+
+        sparse = sparsify(model, spec.sparsity)
+    prune_seconds = time.perf_counter() - started
+    history = []
+    if spec.recover_epochs:
+        from slimtune.train.loop import TrainSpec, train
+
+        record = train(model, encoded["train"], encoded["validation"],
+                       TrainSpec(epochs=spec.recover_epochs, batch_size=spec.batch_size, seed=spec.data.seed),
+                       num_labels=data.num_labels, pad_token_id=pad)
+        history = record.history
+    after = model_metrics(model.eval(), encoded["test"], data.num_labels, pad)
+    log.info(f"after:  test accuracy {after['accuracy']:.4f}, {after['num_parameters']:,} parameters, "
+             f"{after['encoder_flops'] / 1e9:.2f} GFLOPs ({after['encoder_flops'] / before['encoder_flops']:.2f}x)")
+    save_model(model, tokenizer, out / "model", provenance(spec.model, data, spec.max_length, pruned=kept,
+                                                           teacher_info=read_model_info(resolved)))
+    metrics = {
+        **after,
+        "teacher": {k: v for k, v in before.items() if k != "confusion"},
+        "flops_ratio": after["encoder_flops"] / before["encoder_flops"],
+        "accuracy_retained": after["accuracy"] / before["accuracy"] if before["accuracy"] else 0.0,
+        "pruned": kept,
+        "sparsity": sparse,
+        "prune_seconds": prune_seconds,
+        "recover_history": history,
+        "spec": {k: v for k, v in asdict(spec).items() if k != "data"},
+        "data": {"source": spec.data.source, "fingerprint": data.fingerprint},
+        "slimtune_version": __version__,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info(f"wrote {out / 'model'} and {out / 'metrics.json'}")
+    return metrics

@@ -1,0 +1,358 @@
+"""`slimtune search`: Ray Tune runs the trials, Optuna's samplers choose them, several objectives.
+
+Each trial is a plain Tune function that trains in its own process (on a CPU that is far
+cheaper than a TorchTrainer per trial). The data, the teacher and its logits are put in Ray's
+object store once and shared by every trial. The Tune run has a fixed name in `OUT/tune`, so
+`--resume` restores it: finished trials are kept and not rerun, a failing trial is retried
+`--retries` times and then recorded as failed while the search goes on.
+
+The teacher is measured once (OUT/teacher.json) and the space's behaviour is fingerprinted
+(OUT/space.json): a resume uses the same teacher figures and refuses a space that samples
+differently, while looser or tighter constraints just recompute the front from the same trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from slimtune import log
+from slimtune.data import DataSpec
+from slimtune.errors import SlimtuneError
+from slimtune.storage import ensure_writable
+from slimtune.results import SearchResult
+from slimtune.searching.space import KNOBS, Constraints, SearchSpace, TeacherInfo, candidate_from, load_space
+from slimtune.storage import join
+from slimtune.storage import resolve as resolve_storage
+
+OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "size_mb": "min"}
+SAMPLERS = ("tpe", "nsga2", "random")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """One search. The CLI, a job's `search:` section and `slimtune.search(...)` all build this."""
+
+    teacher: str
+    """A fine-tuned model folder."""
+    data: DataSpec
+    space: str | Callable
+    """A space file's path, or a function space(trial) / space(trial, teacher)."""
+    out: str
+    constraints: Constraints | None = None
+    """Limits deciding the front (default: the space file's CONSTRAINTS, else none)."""
+    trials: int = 12
+    concurrency: int = 2
+    """Trials at once; each gets CPUs / concurrency threads."""
+    objectives: tuple[str, ...] = ("accuracy", "latency_ms")
+    """Some of accuracy (up), latency_ms (down), size_mb (down)."""
+    sampler: str = "tpe"
+    """tpe, nsga2 or random (Optuna's samplers)."""
+    resume: bool = False
+    retries: int = 1
+    """Times a failing trial is retried before it is recorded as failed."""
+    max_train_samples: int | None = 2000
+    """Training rows each trial distils on (a stratified subsample; None: all)."""
+    max_length: int = 128
+    """Tokens per text."""
+    seq: int = 128
+    """Sequence length of the latency measurement."""
+    latency_threads: int = 1
+    """ONNX Runtime threads when timing trials (the same for the teacher)."""
+    keep_all: bool = False
+    """Keep every trial's model, not only the front's."""
+    max_steps: int | None = None
+    """Cap on each trial's optimizer steps (None: the candidate's epochs)."""
+    gpus_per_trial: float = 0.0
+    """GPU share each trial asks Ray for; 0.25 lets four small trials train on one GPU at once."""
+    trial_workers: int = 0
+    """0: each trial trains in its own process. N: each trial is a small driver that runs its
+    distillation as a Ray Train job on N workers (one GPU each when gpus_per_trial is set)."""
+    storage: str | None = None
+    """Tune's trial state and every trial's model: a folder every node reaches, or s3:// / gs://
+    (default: OUT/tune, enough on one machine)."""
+
+    def __post_init__(self):
+        if isinstance(self.data, str):
+            object.__setattr__(self, "data", DataSpec(self.data))
+        if isinstance(self.objectives, str):
+            object.__setattr__(self, "objectives", tuple(self.objectives.split(",")))
+        bad = [o for o in self.objectives if o not in OBJECTIVES]
+        if bad or not self.objectives:
+            raise SlimtuneError(f"--objectives: use some of {', '.join(OBJECTIVES)}, not {','.join(bad) or 'nothing'}")
+        if self.sampler not in SAMPLERS:
+            raise SlimtuneError(f"--sampler: use one of {', '.join(SAMPLERS)}, not {self.sampler}")
+        for name in ("trials", "concurrency", "latency_threads"):
+            if getattr(self, name) < 1:
+                raise SlimtuneError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(self, name)}")
+        if self.trial_workers < 0:
+            raise SlimtuneError(f"--trial-workers: 0 (train in the trial's process) or more, not {self.trial_workers}")
+        if not 0 <= self.gpus_per_trial <= 8:
+            raise SlimtuneError(f"--gpus-per-trial: a share like 0.25 or a count up to 8, not {self.gpus_per_trial}")
+        if self.max_train_samples is not None and self.max_train_samples < 2:
+            raise SlimtuneError(f"--max-train-samples: at least 2, got {self.max_train_samples}")
+        if self.storage:
+            resolve_storage(self.storage, Path(self.out))  # a bad scheme fails now
+
+    @property
+    def seed(self) -> int:
+        return self.data.seed
+
+
+def _sampler(name: str, seed: int, trials: int):
+    """Optuna's samplers, sized for the budget: TPE's default 10 random start-up trials would leave
+    a 12-trial search almost all random, and NSGA-II needs a few generations to do anything."""
+    import optuna
+
+    startup = max(3, min(10, trials // 3))
+    return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup,
+                                                      constant_liar=True),  # trials run in parallel
+            "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 3))),
+            "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
+
+
+def teacher_info(teacher: str, figures: dict | None = None) -> TeacherInfo:
+    """The teacher as a space sees it; without `figures` (not measured yet) latency and accuracy are None."""
+    from slimtune.models import load_config, resolve_model
+
+    figures = figures or {}
+    return TeacherInfo.from_config(load_config(resolve_model(teacher, "--teacher"), "--teacher"),
+                                   latency_ms=figures.get("latency_ms"), accuracy=figures.get("accuracy"),
+                                   size_mb=figures.get("size_mb"))
+
+
+def check_space(space, constraints: Constraints | None, teacher: TeacherInfo) -> SearchSpace:
+    """Load a space and sample it once against this teacher, so a typo, an out-of-range knob or a
+    range the teacher cannot take fails now. A space that needs the teacher's figures before they
+    are measured (a job's early check) is sampled again once they are."""
+    import optuna
+
+    loaded = load_space(space, constraints)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    try:
+        loaded.sample(trial, teacher)
+    except TypeError:
+        if teacher.accuracy is not None:
+            raise
+    return loaded
+
+
+def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, saved: dict | None = None):
+    """(Shared, teacher metrics): the data, tokens, teacher weights and logits every trial reads,
+    and the teacher measured the way every trial is (validation/test accuracy, ONNX latency).
+    `data`: already loaded TextData (the pipeline's); `saved`: teacher metrics of an earlier run
+    of this search, reused as they are."""
+    from slimtune.data import load_data, subsample_train
+    from slimtune.data.tokenize import encode_data
+    from slimtune.distillation.cache import teacher_logits
+    from slimtune.models import load_classifier, load_tokenizer, resolve_model
+    from slimtune.models.load import read_model_info
+    from slimtune.searching.objective import Shared, measure_latency_ms
+    from slimtune.train.loop import evaluate
+
+    teacher_dir = resolve_model(spec.teacher, "--teacher")
+    if Path(teacher_dir).exists():  # trials run in their own working folders: hand them absolute paths
+        teacher_dir = str(Path(teacher_dir).resolve())
+    data = subsample_train(data if data is not None else load_data(spec.data), spec.max_train_samples, spec.seed)
+    tokenizer = load_tokenizer(teacher_dir, "--teacher")
+    teacher = load_classifier(teacher_dir, data.label_names).eval()
+    encoded = encode_data(data, tokenizer, spec.max_length)
+    logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id, data.fingerprint, spec.max_length)
+    # position embeddings bound the sequence (MPNet's table also holds a padding offset)
+    seq = min(spec.seq, teacher.config.max_position_embeddings - 2)
+    shared = Shared(
+        teacher_state={k: v.clone() for k, v in teacher.state_dict().items()}, teacher_config=teacher.config,
+        teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,
+        label_names=data.label_names, encoded=encoded, teacher_logits=logits, pad_token_id=tokenizer.pad_token_id,
+        max_length=spec.max_length, seq=seq, threads=spec.latency_threads, seed=spec.seed,
+        max_steps=spec.max_steps,
+    )
+    if not measure_teacher:
+        return shared, None
+    if saved is not None:
+        log.info(f"teacher: validation accuracy {saved['accuracy']:.4f}, latency {saved['latency_ms']:.2f} ms "
+                 "(measured when this search started)")
+        return shared, saved
+    if seq < spec.seq:
+        log.info(f"latency sequence {spec.seq} is longer than the model takes; measuring at {seq}")
+    folder = Path(spec.out) / "teacher"
+    folder.mkdir(parents=True, exist_ok=True)
+    latency, size = measure_latency_ms(teacher, folder, seq, spec.latency_threads)
+    val = evaluate(teacher, encoded["validation"], data.num_labels, tokenizer.pad_token_id)
+    test = evaluate(teacher, encoded["test"], data.num_labels, tokenizer.pad_token_id)
+    teacher_metrics = {"accuracy": val["accuracy"], "test_accuracy": test["accuracy"], "latency_ms": latency,
+                       "size_mb": size, "num_parameters": sum(p.numel() for p in teacher.parameters()),
+                       "model_path": teacher_dir}
+    log.info(f"teacher: validation accuracy {val['accuracy']:.4f}, latency {latency:.2f} ms (ONNX fp32, batch 1, "
+             f"seq {seq}, {spec.latency_threads} thread), {size:.1f} MB")
+    return shared, teacher_metrics
+
+
+def _ray_train_fn(workers: int, use_gpu: bool, threads: int, cpus: float, storage: str):
+    """A `train_fn` for run_candidate that runs the distillation as a Ray Train job: the trial is
+    then only its driver (Ray 2.60's Tune-over-Train pattern: a Tune function fitting a TorchTrainer)."""
+
+    def fn(module, train_split, val_split, spec, *, num_labels, pad_token_id, loss_fn):
+        from slimtune.train.ray_train import fit_on_ray
+
+        _, record, _ = fit_on_ray(module, train_split, val_split, spec, num_labels=num_labels,
+                                  pad_token_id=pad_token_id, workers=workers, use_gpu=use_gpu, storage=storage,
+                                  loss_fn=loss_fn, name="trial", threads=threads, cpus_per_worker=cpus)
+        return record
+
+    return fn
+
+
+def _trainable(config: dict, shared=None, threads: int = 1, trial_workers: int = 0, use_gpu: bool = False,
+               storage: str = "", worker_cpus: float = 1.0):
+    """A Tune trial: candidate from the sampled knobs, built and measured in this process (its
+    distillation here too, or on Ray Train workers). Its model goes to Tune's storage as the
+    trial's checkpoint, so it is reachable from any node."""
+    import tempfile
+
+    import torch
+    from ray import tune
+
+    from slimtune.searching.objective import run_candidate
+
+    torch.set_num_threads(threads)
+    candidate = candidate_from({k: v for k, v in config.items() if k in KNOBS})
+    train_fn = _ray_train_fn(trial_workers, use_gpu, threads, worker_cpus, join(storage, "train")) if trial_workers else None
+    with tempfile.TemporaryDirectory(prefix="slimtune-trial-") as folder:
+        metrics = run_candidate(candidate, shared, Path(folder), train_fn=train_fn)
+        metrics["model_path"] = None  # set by the driver for the models it keeps
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(Path(folder) / "model")))
+
+
+def _progress_callback(total: int):
+    """A line per finished or failed trial, in the driver (trials' own output stays in Ray's logs)."""
+    from ray import tune
+
+    class Progress(tune.Callback):
+        def __init__(self):
+            self.started, self.done = time.perf_counter(), 0
+
+        def _line(self, trial, what: str):
+            self.done += 1
+            elapsed = time.perf_counter() - self.started
+            eta = elapsed / self.done * max(0, total - self.done)
+            knobs = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in trial.config.items() if k in KNOBS)
+            log.info(f"trial {self.done}/{total} {what} ({knobs})  elapsed {log.format_seconds(elapsed)}, "
+                     f"eta {log.format_seconds(eta)}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            r = trial.last_result or {}
+            if "accuracy" in r:
+                self._line(trial, f"done: val acc {r['accuracy']:.4f}, {r['latency_ms']:.2f} ms, {r['size_mb']:.1f} MB")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._line(trial, "FAILED (see trials.csv and Ray's logs)")
+
+    return Progress()
+
+
+class SpaceAdapter:
+    """The define-by-run function OptunaSearch calls. Tune saves the searcher with plain pickle
+    for `--resume`; this pickles the space by value with cloudpickle, so a lambda, a closure or
+    a function from a space file all survive a restore in a new process."""
+
+    def __init__(self, space: SearchSpace, teacher: TeacherInfo):
+        self.space, self.teacher = space, teacher
+
+    def __getstate__(self):
+        from ray import cloudpickle
+
+        return {"blob": cloudpickle.dumps((self.space, self.teacher))}
+
+    def __setstate__(self, state):
+        from ray import cloudpickle
+
+        self.space, self.teacher = cloudpickle.loads(state["blob"])
+
+    def __call__(self, trial):
+        return self.space.sample(trial, self.teacher).as_dict()
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _check_same_space(out: Path, fingerprint: str, space: SearchSpace, resume: bool) -> None:
+    saved = _read_json(out / "space.json")
+    if resume and saved and saved["fingerprint"] != fingerprint:
+        raise SlimtuneError(f"--space: {space.name} samples differently from the space this search started with "
+                            f"({saved['name']}); resume with that space, or start a new --out")
+    (out / "space.json").write_text(json.dumps({"name": space.name, "fingerprint": fingerprint}) + "\n")
+
+
+def run_search(spec: SearchSpec, data=None) -> SearchResult:
+    """Run (or resume) the search; `data` is an already loaded TextData (the pipeline's)."""
+    import ray
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from slimtune.ray_session import ensure_ray
+    from slimtune.searching.report import write_outputs
+
+    out = ensure_writable(Path(spec.out).resolve())
+    saved = _read_json(out / "teacher.json") if spec.resume else None
+    space = check_space(spec.space, spec.constraints, teacher_info(spec.teacher, saved))
+    if saved:
+        space.constraints.check_teacher(saved)
+    storage = resolve_storage(spec.storage, out / "tune")
+    experiment = join(storage, "search")
+    if not spec.resume and tune.Tuner.can_restore(experiment):
+        raise SlimtuneError(f"--out: {experiment} already holds a search; add --resume to continue it or pick a new folder")
+    started = time.perf_counter()
+    ensure_ray()  # first: what fits the cluster is checked before the teacher is measured
+    cpus = ray.cluster_resources().get("CPU", 1)
+    threads = max(1, int(cpus // (spec.concurrency * max(1, spec.trial_workers))))
+    worker_cpus = 1.0
+    if spec.trial_workers:
+        # The trial only drives a Ray Train job: a sliver of a CPU. Its workers share what is left
+        # (Ray takes fractional CPUs), or they would wait forever for the driver's sliver.
+        resources = {"CPU": 0.1}
+        worker_cpus = (cpus - 0.1 * spec.concurrency) / (spec.concurrency * spec.trial_workers)
+        if worker_cpus < 0.5:
+            raise SlimtuneError(f"--trial-workers: {spec.concurrency} trials x {spec.trial_workers} workers do not fit "
+                                f"{cpus:g} CPUs; lower --concurrency or --trial-workers")
+        worker_cpus = round(worker_cpus - 0.005, 2)  # Ray rounds resources to 1/10000; keep clear of the edge
+    else:
+        resources = {"CPU": threads, **({"GPU": spec.gpus_per_trial} if spec.gpus_per_trial else {})}
+    shared, teacher_metrics = build_shared(spec, data, saved=saved)
+    space.constraints.check_teacher(teacher_metrics)  # an absolute floor the teacher misses: refused now
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "teacher.json").write_text(json.dumps(teacher_metrics, indent=2) + "\n")
+    info = teacher_info(spec.teacher, teacher_metrics)
+    _check_same_space(out, space.fingerprint(info), space, spec.resume)
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, shared=shared, threads=threads, trial_workers=spec.trial_workers,
+                             use_gpu=spec.gpus_per_trial > 0, storage=storage, worker_cpus=worker_cpus), resources)
+    if spec.resume and tune.Tuner.can_restore(experiment):
+        log.info(f"resuming the search in {experiment}")
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
+    else:
+        modes = [OBJECTIVES[o] for o in spec.objectives]
+        searcher = OptunaSearch(space=SpaceAdapter(space, info), metric=list(spec.objectives),
+                                mode=modes, sampler=_sampler(spec.sampler, spec.seed, spec.trials), seed=spec.seed)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.trials,
+                                        max_concurrent_trials=spec.concurrency),
+            run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=spec.retries),
+                                      callbacks=[_progress_callback(spec.trials)]),
+        )
+    # Tune prints its own boxes and hints on stdout whatever `verbose` says: they go to a log file,
+    # so the terminal shows slimtune's lines and stdout stays clean for JSON.
+    with open(out / "tune-output.log", "a") as sink, contextlib.redirect_stdout(sink):
+        results = tuner.fit()
+    summary = write_outputs(spec, space, results, teacher_metrics, out, time.perf_counter() - started)
+    return SearchResult(str(out), summary)
+

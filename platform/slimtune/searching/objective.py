@@ -1,0 +1,114 @@
+"""One trial: build the candidate student from the teacher, distil it, measure it. No Ray here.
+
+Everything a trial reads that does not depend on the candidate (tokenized data, the teacher's
+cached logits, the teacher's weights) is computed once per search and handed in as `Shared`.
+Latency is measured the same way for every trial and for the teacher: ONNX Runtime fp32 on the
+CPU, fixed threads, batch 1, the job's sequence length, after warm-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from slimtune.searching.space import Candidate
+
+
+@dataclass
+class Shared:
+    """Per-search inputs, built once by the driver."""
+
+    teacher_state: dict
+    teacher_config: object
+    teacher_shape: dict | None
+    tokenizer_dir: str
+    label_names: tuple[str, ...]
+    encoded: dict  # train / validation / test EncodedSplit
+    teacher_logits: torch.Tensor
+    pad_token_id: int
+    max_length: int
+    seq: int = 128
+    threads: int = 1
+    batch_size: int = 32
+    seed: int = 42
+    max_steps: int | None = None
+
+
+def teacher_model(shared: Shared, attn_implementation: str | None = None):
+    from slimtune.models.surgery import rebuild
+
+    model = rebuild(shared.teacher_config, shared.teacher_shape, attn_implementation)
+    model.load_state_dict(shared.teacher_state)
+    return model.eval()
+
+
+def measure_latency_ms(model, folder: Path, seq: int, threads: int) -> tuple[float, float]:
+    """(p50 ms of ONNX Runtime fp32 at batch 1 x seq, ONNX file MB)."""
+    from slimtune.exporting.benchmark import bench_onnx
+    from slimtune.exporting.onnx_export import export_onnx
+
+    path = export_onnx(model, folder / "model.onnx")
+    report = bench_onnx(path, seq=seq, threads=threads, iters=30, throughput_batch=1)
+    size = path.stat().st_size / 1e6
+    path.unlink()
+    return report["latency_ms_p50"], size
+
+
+def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every: int = 10_000, train_fn=None) -> dict:
+    """Build, distil, evaluate and time one candidate; save its model under `folder/model`.
+
+    `train_fn` (default: the plain loop in this process) trains the distillation module in
+    place and returns its TrainResult; the search driver passes a Ray Train one for trials that
+    run on several workers."""
+    from slimtune.distillation.losses import DistillLoss, DistillModule, LossSpec
+    from slimtune.models.load import save_model
+    from slimtune.models.surgery import encoder_flops
+    from slimtune.pruning.run import _calibration, apply_pruning
+    from slimtune.train.loop import TrainSpec, evaluate, train
+    from transformers import AutoTokenizer
+
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(shared.seed)
+    # attention maps need eager attention (sdpa returns none); the student is a copy of the teacher
+    teacher = teacher_model(shared, "eager" if candidate.attention_weight else None)
+    student = copy.deepcopy(teacher)
+    calibration = None
+    if candidate.importance == "taylor" and (candidate.heads or candidate.ffn):
+        calibration = _calibration(shared.encoded["train"], shared.pad_token_id, shared.batch_size, 4, shared.seed)
+    kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, layers=candidate.layers,
+                         importance=candidate.importance, calibration=calibration)
+    loss_spec = LossSpec(temperature=candidate.temperature, alpha=candidate.alpha, hidden_weight=candidate.hidden_weight,
+                         attention_weight=candidate.attention_weight)
+    mapping = kept["kept_layers"]
+    module = DistillModule(student, teacher.config.hidden_size, loss_spec, mapping)
+    live = candidate.hidden_weight or candidate.attention_weight  # else the cached logits are enough
+    loss_fn = DistillLoss(loss_spec, mapping, teacher_logits=shared.teacher_logits, teacher=teacher if live else None)
+    spec = TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
+                     log_every=log_every, max_steps=shared.max_steps)
+    record = (train_fn or train)(module, shared.encoded["train"], shared.encoded["validation"], spec,
+                                 num_labels=len(shared.label_names), pad_token_id=shared.pad_token_id, loss_fn=loss_fn)
+    student = module.student.eval()
+    test = evaluate(student, shared.encoded["test"], len(shared.label_names), shared.pad_token_id)
+    student = student.cpu()  # trained on a GPU when the trial has one; timed and saved on the CPU
+    latency, onnx_mb = measure_latency_ms(student, folder, shared.seq, shared.threads)
+    tokenizer = AutoTokenizer.from_pretrained(shared.tokenizer_dir)
+    save_model(student, tokenizer, folder / "model", {"label_names": list(shared.label_names),
+                                                     "max_length": shared.max_length, "pruned": kept,
+                                                     "candidate": candidate.as_dict()})
+    return {
+        "accuracy": record.best_metrics["accuracy"],  # validation: the search never looks at test
+        "test_accuracy": test["accuracy"],
+        "test_f1_macro": test["f1_macro"],
+        "latency_ms": latency,
+        "size_mb": onnx_mb,
+        "num_parameters": sum(p.numel() for p in student.parameters()),
+        "encoder_flops": encoder_flops(student, shared.seq),
+        "trial_seconds": time.perf_counter() - started,
+        "lr": record.lr,
+        "model_path": str(folder / "model"),
+    }

@@ -1,0 +1,72 @@
+"""Distillation losses on tiny models: the cache matches the live teacher; every loss trains."""
+
+import pytest
+import torch
+
+from slimtune.data.tokenize import PadCollator, encode
+from slimtune.distillation.cache import compute_logits
+from slimtune.distillation.losses import DistillLoss, DistillModule, LossSpec, attention_loss, logit_loss
+from slimtune.train.loop import TrainSpec, train
+from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tok = build_tokenizer()
+    frame = make_texts(96, seed=2)
+    labels = (frame["label"] == "pos").astype(int)
+    split = encode(frame["text"], labels, tok, 32)
+    teacher = build_tiny_bert(vocab_size=len(tok)).eval()
+    return tok, split, teacher
+
+
+def _batch(tok, split, rows):
+    return PadCollator(tok.pad_token_id)([split[i] for i in rows])
+
+
+def test_cached_logits_give_the_live_teachers_loss(setup):
+    tok, split, teacher = setup
+    cached = compute_logits(teacher, split, tok.pad_token_id, batch_size=7)  # other padding than training
+    torch.manual_seed(0)
+    student = DistillModule(build_tiny_bert(vocab_size=len(tok)), 32, LossSpec(), [0, 1]).eval()  # no dropout
+    spec = LossSpec(temperature=3.0, alpha=0.7)
+    batch = _batch(tok, split, [5, 17, 2, 40, 33])
+    with_cache = DistillLoss(spec, [0, 1], teacher_logits=cached)(student, batch)
+    live = DistillLoss(spec, [0, 1], teacher=teacher)(student, batch)
+    assert torch.allclose(with_cache, live, atol=1e-5)
+
+
+def test_logit_loss_is_cross_entropy_at_alpha_zero_and_zero_for_a_copy():
+    s = torch.randn(4, 3)
+    labels = torch.tensor([0, 2, 1, 1])
+    assert torch.allclose(logit_loss(s, s + 5.0, labels, 2.0, 0.0), torch.nn.functional.cross_entropy(s, labels))
+    assert logit_loss(s, s, labels, 2.0, 1.0).abs() < 1e-6  # KL of a distribution with itself
+
+
+def test_attention_loss_zero_for_equal_maps_and_handles_head_mismatch():
+    maps = torch.softmax(torch.randn(2, 4, 5, 5), -1)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    assert attention_loss([maps], [maps], mask).abs() < 1e-6
+    assert attention_loss([maps[:, :2]], [maps], mask) >= 0
+
+
+def test_hidden_and_attention_distillation_train_a_narrower_student(setup):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tok, split, teacher = setup
+    teacher = build_tiny_bert(vocab_size=len(tok))
+    teacher.config._attn_implementation = "eager"  # attention maps need the eager kernel
+    teacher.eval()
+    torch.manual_seed(0)
+    student = BertForSequenceClassification(BertConfig(
+        vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, attn_implementation="eager"))
+    spec = LossSpec(hidden_weight=1.0, attention_weight=1.0)
+    module = DistillModule(student, 32, spec, [1])
+    assert len(module.projections) == 1  # 16 -> 32
+    loss_fn = DistillLoss(spec, [1], teacher_logits=compute_logits(teacher, split, tok.pad_token_id), teacher=teacher)
+    before = loss_fn(module, _batch(tok, split, range(32))).item()
+    record = train(module, split, split, TrainSpec(epochs=3, batch_size=16, lr=3e-3, log_every=100),
+                   num_labels=2, pad_token_id=tok.pad_token_id, loss_fn=loss_fn)
+    after = loss_fn(module.eval(), _batch(tok, split, range(32))).item()
+    assert after < before and len(record.history) == 3

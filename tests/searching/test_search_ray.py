@@ -1,0 +1,70 @@
+"""A real (tiny) search: Ray Tune trials sampled by Optuna TPE, two objectives, outputs, resume."""
+
+import json
+
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SPACE = '''# slimtune search (test space)
+def space(trial):
+    return {"layers": trial.suggest_int("layers", 1, 2),
+            "heads": trial.suggest_categorical("heads", [0.0, 0.5]),
+            "ffn": trial.suggest_categorical("ffn", [0.0, 0.5]),
+            "lr": 3e-3, "epochs": 1}
+'''
+
+
+@pytest.fixture(scope="module")
+def teacher(trained_tiny_dir):
+    return trained_tiny_dir
+
+
+def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_path):
+    from slimtune.searching.driver import SearchSpec, run_search
+
+    (tmp_path / "space.py").write_text(SPACE)
+    spec = SearchSpec(teacher=str(teacher), data=str(texts_csv), space=str(tmp_path / "space.py"),
+                      out=str(tmp_path / "s"), trials=3, concurrency=2, max_train_samples=None, max_length=32, seq=32,
+                      storage=str(tmp_path / "shared"))  # Tune state and trial models apart from --out
+    summary = run_search(spec)
+    trials = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert len(trials) == 3 and (trials["status"] == "finished").all()
+    assert {"trial_id", "status", "layers", "heads", "ffn", "accuracy", "latency_ms", "size_mb", "num_parameters"} <= set(trials)
+    pareto = json.loads((tmp_path / "s" / "pareto.json").read_text())
+    assert pareto["teacher"]["latency_ms"] > 0 and 1 <= len(pareto["front"]) <= 3
+    done = trials.to_dict("records")  # the front is exactly a brute-force Pareto set of the same trials
+    brute = {str(r["trial_id"]) for r in done
+             if not any(o["accuracy"] >= r["accuracy"] and o["latency_ms"] <= r["latency_ms"]
+                        and (o["accuracy"] > r["accuracy"] or o["latency_ms"] < r["latency_ms"]) for o in done)}
+    assert {str(r["trial_id"]) for r in pareto["front"]} == brute
+    kept = {p.name for p in (tmp_path / "s" / "trials").iterdir()}
+    assert kept == {str(r["trial_id"]) for r in pareto["front"]}  # fetched from storage: the front only
+    for row in pareto["front"]:
+        assert row["model_path"] == str(tmp_path / "s" / "trials" / str(row["trial_id"]) / "model")
+        assert (tmp_path / "s" / "trials" / str(row["trial_id"]) / "model" / "model.safetensors").exists()
+    stored = list((tmp_path / "shared" / "search").glob("*/checkpoint_*"))
+    assert len(stored) == len(pareto["front"])  # the other trials' models were removed from storage
+    assert (tmp_path / "s" / "pareto.png").stat().st_size > 10_000
+    assert summary["trials_finished"] == 3
+
+    again = run_search(SearchSpec(**{**spec.__dict__, "resume": True}))
+    after = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert again["trials_finished"] == 3
+    assert sorted(after["trial_id"]) == sorted(trials["trial_id"])  # none run twice
+    pd.testing.assert_frame_equal(after.sort_values("trial_id").reset_index(drop=True)[["trial_id", "accuracy", "latency_ms"]],
+                                  trials.sort_values("trial_id").reset_index(drop=True)[["trial_id", "accuracy", "latency_ms"]])
+
+
+def test_trial_as_ray_train_job(ray_cluster, teacher, texts_csv, tmp_path):
+    """--trial-workers 2: each trial is a small driver whose distillation runs on 2 Ray Train workers."""
+    from slimtune.searching.driver import SearchSpec, run_search
+
+    (tmp_path / "space.py").write_text(SPACE)
+    summary = run_search(SearchSpec(teacher=str(teacher), data=str(texts_csv), space=str(tmp_path / "space.py"),
+                                    out=str(tmp_path / "s"), trials=1, concurrency=1, max_train_samples=None,
+                                    max_length=32, seq=32, trial_workers=2))
+    assert summary["trials_finished"] == 1 and summary["front"]
+    runs = list((tmp_path / "s" / "tune" / "train").glob("trial-*/checkpoint_*/state.json"))
+    assert runs and len(json.loads(runs[0].read_text())["worker_nodes"]) == 2  # a real 2-worker Train run
