@@ -72,8 +72,8 @@ def main() -> None:
             data = DataSpec(args.data, max_train_samples=args.max_train_samples, seed=42)
             summary = run_search(SearchSpec(teacher=teacher, data=data, space=args.space, out=str(folder),
                                             trials=args.trials, concurrency=args.concurrency, sampler=sampler,
-                                            seed=seed, max_train_samples=args.max_train_samples,
-                                            max_steps=args.max_steps, resume=folder.exists()))
+                                            sampler_seed=seed, max_train_samples=args.max_train_samples,
+                                            max_steps=args.max_steps, resume=folder.exists())).metrics
             t_ms = summary["teacher"]["latency_ms"]
             runs.append({"sampler": sampler, "seed": seed, "front_size": len(summary["front"]),
                          "finished": summary["trials_finished"],

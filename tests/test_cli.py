@@ -114,3 +114,18 @@ def test_distill_bad_student_fails_fast(tiny_model_dir, texts_csv, tmp_path):
     proc, seconds = slimtune("distill", "--teacher", tiny_model_dir, "--student", "random:layers=2,width=9",
                              "--data", texts_csv, "--out", tmp_path / "o", timeout=60)
     assert proc.returncode == 2 and "width=9" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_out_and_unreachable_hub_fail_in_one_line(tmp_path, texts_csv, tiny_model_dir):
+    (tmp_path / "file").write_text("")
+    proc, seconds = slimtune("finetune", "--model", tiny_model_dir, "--data", texts_csv, "--out", tmp_path / "file" / "o",
+                             timeout=60)
+    assert proc.returncode == 2 and "--out: cannot write to" in proc.stderr and "Traceback" not in proc.stderr
+    # a hub that does not answer (a closed local port stands in for no internet): one line, fast
+    env = {**ENV, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "https://127.0.0.1:9"}
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "slimtune.cli.main", "finetune", "--model", str(tiny_model_dir),
+                           "--data", "hf:someone/some-data", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2 and "hub, which is not reachable" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and time.perf_counter() - started < 15

@@ -56,6 +56,8 @@ def check_type(value, annotation, path: str):
                 errors.append(exc)
         raise errors[0]
     if origin is tuple:
+        if isinstance(value, str) and typing.get_args(annotation)[0] is str and not path.startswith("job"):
+            value = value.split(",")  # objectives="accuracy,latency_ms", as on the command line
         if not isinstance(value, (list, tuple)):
             raise SlimtuneError(f"{path} must be a list, got {value!r}")
         item = typing.get_args(annotation)[0]

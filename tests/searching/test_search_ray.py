@@ -28,7 +28,7 @@ def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_pa
     spec = SearchSpec(teacher=str(teacher), data=str(texts_csv), space=str(tmp_path / "space.py"),
                       out=str(tmp_path / "s"), trials=3, concurrency=2, max_train_samples=None, max_length=32, seq=32,
                       storage=str(tmp_path / "shared"))  # Tune state and trial models apart from --out
-    summary = run_search(spec)
+    summary = run_search(spec).metrics
     trials = pd.read_csv(tmp_path / "s" / "trials.csv")
     assert len(trials) == 3 and (trials["status"] == "finished").all()
     assert {"trial_id", "status", "layers", "heads", "ffn", "accuracy", "latency_ms", "size_mb", "num_parameters"} <= set(trials)
@@ -49,7 +49,7 @@ def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_pa
     assert (tmp_path / "s" / "pareto.png").stat().st_size > 10_000
     assert summary["trials_finished"] == 3
 
-    again = run_search(SearchSpec(**{**spec.__dict__, "resume": True}))
+    again = run_search(SearchSpec(**{**spec.__dict__, "resume": True})).metrics
     after = pd.read_csv(tmp_path / "s" / "trials.csv")
     assert again["trials_finished"] == 3
     assert sorted(after["trial_id"]) == sorted(trials["trial_id"])  # none run twice
@@ -64,7 +64,7 @@ def test_trial_as_ray_train_job(ray_cluster, teacher, texts_csv, tmp_path):
     (tmp_path / "space.py").write_text(SPACE)
     summary = run_search(SearchSpec(teacher=str(teacher), data=str(texts_csv), space=str(tmp_path / "space.py"),
                                     out=str(tmp_path / "s"), trials=1, concurrency=1, max_train_samples=None,
-                                    max_length=32, seq=32, trial_workers=2))
+                                    max_length=32, seq=32, trial_workers=2)).metrics
     assert summary["trials_finished"] == 1 and summary["front"]
     runs = list((tmp_path / "s" / "tune" / "train").glob("trial-*/checkpoint_*/state.json"))
     assert runs and len(json.loads(runs[0].read_text())["worker_nodes"]) == 2  # a real 2-worker Train run

@@ -4,7 +4,7 @@ Names are imported on first use, so that `slimtune.data.tokenize` (used by the t
 works where pandas is not installed, e.g. on a GPU box that runs the loop without Ray.
 """
 
-__all__ = ["DataSpec", "TextData", "load_data", "subsample_train"]
+__all__ = ["DataSpec", "TextData", "as_data_spec", "load_data", "subsample_train"]
 
 
 def __getattr__(name):

@@ -65,6 +65,11 @@ class DataSpec:
             )
 
 
+def as_data_spec(value):
+    """A stage spec's `data`: a source string is taken as DataSpec(source); None and specs pass."""
+    return DataSpec(value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class TextData:
     """Checked, split data: `text` (str) and `label` (int id) columns in every split."""

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from slimtune import __version__, log
-from slimtune.data import DataSpec, load_data
+from slimtune.data import DataSpec, load_data, as_data_spec
 from slimtune.distillation.losses import LossSpec
 from slimtune.errors import SlimtuneError
 from slimtune.storage import ensure_writable
@@ -43,8 +43,7 @@ class DistillSpec:
     """Ray Train's checkpoints: a folder every node reaches, or s3:// / gs:// (default: OUT/ray)."""
 
     def __post_init__(self):
-        if isinstance(self.data, str):
-            object.__setattr__(self, "data", DataSpec(self.data))
+        object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
         if self.loss.temperature <= 0:
             raise SlimtuneError(f"--temperature: must be positive, got {self.loss.temperature}")
         if not 0 <= self.loss.alpha <= 1:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slimtune import __version__, log
-from slimtune.data import DataSpec
+from slimtune.data import DataSpec, as_data_spec
 from slimtune.errors import SlimtuneError
 from slimtune.storage import ensure_writable
 
@@ -55,8 +55,7 @@ class ExportSpec:
     """Interleaved timing rounds when `slimtune run` compares bundles (medians)."""
 
     def __post_init__(self):
-        if isinstance(self.data, str):
-            object.__setattr__(self, "data", DataSpec(self.data))
+        object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
         if self.seq < 8 or self.rounds < 1 or (self.threads is not None and self.threads < 1):
             raise SlimtuneError(f"--seq (>= 8), --threads (>= 1) and rounds (>= 1) are out of range: "
                                 f"{self.seq}, {self.threads}, {self.rounds}")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from slimtune import __version__, log
-from slimtune.data import DataSpec, load_data
+from slimtune.data import DataSpec, load_data, as_data_spec
 from slimtune.errors import SlimtuneError
 from slimtune.storage import ensure_writable
 from slimtune.pruning.importance import IMPORTANCE
@@ -49,8 +49,7 @@ class PruneSpec:
     batch_size: int = 32
 
     def __post_init__(self):
-        if isinstance(self.data, str):
-            object.__setattr__(self, "data", DataSpec(self.data))
+        object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
         if isinstance(self.layers, (tuple, list)):  # indices: the same as keep_layer_indices
             object.__setattr__(self, "keep_layer_indices", tuple(self.layers))
             object.__setattr__(self, "layers", None)

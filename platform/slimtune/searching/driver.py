@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from slimtune import log
-from slimtune.data import DataSpec
+from slimtune.data import DataSpec, as_data_spec
 from slimtune.errors import SlimtuneError
 from slimtune.storage import ensure_writable
 from slimtune.results import SearchResult
@@ -52,6 +52,8 @@ class SearchSpec:
     """Some of accuracy (up), latency_ms (down), size_mb (down)."""
     sampler: str = "tpe"
     """tpe, nsga2 or random (Optuna's samplers)."""
+    sampler_seed: int | None = None
+    """Seed of the sampler (None: the data's seed); a benchmark varies it over one data split."""
     resume: bool = False
     retries: int = 1
     """Times a failing trial is retried before it is recorded as failed."""
@@ -77,8 +79,7 @@ class SearchSpec:
     (default: OUT/tune, enough on one machine)."""
 
     def __post_init__(self):
-        if isinstance(self.data, str):
-            object.__setattr__(self, "data", DataSpec(self.data))
+        object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
         if isinstance(self.objectives, str):
             object.__setattr__(self, "objectives", tuple(self.objectives.split(",")))
         bad = [o for o in self.objectives if o not in OBJECTIVES]
@@ -100,6 +101,7 @@ class SearchSpec:
 
     @property
     def seed(self) -> int:
+        """The data's seed: splits, the trials' subsample and their training."""
         return self.data.seed
 
 
@@ -339,8 +341,9 @@ def run_search(spec: SearchSpec, data=None) -> SearchResult:
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
     else:
         modes = [OBJECTIVES[o] for o in spec.objectives]
+        seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
         searcher = OptunaSearch(space=SpaceAdapter(space, info), metric=list(spec.objectives),
-                                mode=modes, sampler=_sampler(spec.sampler, spec.seed, spec.trials), seed=spec.seed)
+                                mode=modes, sampler=_sampler(spec.sampler, seed, spec.trials), seed=seed)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.trials,

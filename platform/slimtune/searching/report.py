@@ -117,7 +117,8 @@ def write_outputs(spec, space, results, teacher: dict, out: Path, seconds: float
                "limits": {k: {"metric": m, "bound": b} for k, (m, b) in constraints.limits(teacher).items()},
                "emptied_by": emptied_by(finished, constraints, teacher) if not front else {},
                "trials_finished": len(finished), "trials_failed": sum(r["status"] == "error" for r in rows),
-               "seconds": seconds, "sampler": spec.sampler, "seed": spec.seed, "space": space.name}
+               "seconds": seconds, "sampler": spec.sampler, "seed": spec.seed, "sampler_seed": spec.sampler_seed,
+               "space": space.name}
     (out / "pareto.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _plot(rows, front, teacher, out / "pareto.png")
     log.info(f"{summary['trials_finished']} trials finished, {summary['trials_failed']} failed; front of {len(front)}"

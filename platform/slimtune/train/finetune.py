@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from slimtune import __version__, log
-from slimtune.data import DataSpec, TextData, load_data
+from slimtune.data import DataSpec, TextData, load_data, as_data_spec
 from slimtune.errors import SlimtuneError
 from slimtune.storage import ensure_writable
 from slimtune.models import load_config, resolve_model
@@ -40,8 +40,7 @@ class FinetuneSpec:
     """Ray Train's checkpoints: a folder every node reaches, or s3:// / gs:// (default: OUT/ray)."""
 
     def __post_init__(self):
-        if isinstance(self.data, str):
-            object.__setattr__(self, "data", DataSpec(self.data))
+        object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
         if not 8 <= self.max_length <= 8192:
             raise SlimtuneError(f"--max-length: must be between 8 and 8192, got {self.max_length}")
         if self.workers is not None and self.workers < 0:
