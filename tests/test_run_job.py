@@ -48,7 +48,7 @@ out: out
 storage: {tmp_path / 'shared'}
 data: {{source: {texts_csv}}}
 finetune: {{epochs: 3, batch_size: 16, lr: 0.003, max_length: 32, workers: 0}}
-search: {{space: space.py, trials: 2, concurrency: 2}}
+search: {{space: space.py, trials: 2, concurrency: 2, vocab: data}}
 winners: {{count: 2, epochs: 1}}
 export: {{seq: 32, rounds: 2}}
 """)

@@ -63,11 +63,12 @@ def _comparison(summary: dict, manifests: dict) -> str:
         rows.append([html.escape(name), r["precision"], shape, _fmt(r["test_accuracy"]),
                      _fmt(None if r["accuracy_vs_teacher_fp32"] is None else 100 * r["accuracy_vs_teacher_fp32"], 1) + " %",
                      _fmt(r["latency_ms_p50"], 2), _fmt(r["speedup_vs_teacher_fp32"], 2) + "×", _fmt(r["size_mb"], 1),
+                     _fmt(compare["teacher/fp32"]["size_mb"] / r["size_mb"], 1) + "×",
                      f"{m['parity_max_abs_diff']:.1e}" if r["precision"] == "fp32" and m.get("parity_max_abs_diff") is not None
                      else "–"])
         classes.append("chosen" if name == chosen else "")
-    return _table(["model", "precision", "shape", "test acc.", "of teacher", "p50 (ms)", "speed-up",
-                   "MB", "parity"], rows, classes, left=3)
+    return _table(["model", "precision", "shape", "test acc.", "of teacher", "p50 (ms)", "faster",
+                   "MB", "smaller", "parity"], rows, classes, left=3)
 
 
 def _shape(summary: dict, name: str) -> str:
@@ -80,6 +81,8 @@ def _shape(summary: dict, name: str) -> str:
                     parts.append(f"−({'/'.join(f'{100 * r:.0f}' for r in c[k])})% {label}")
                 elif c[k]:
                     parts.append(f"−{100 * c[k]:.0f}% {label}")
+            if w["final"].get("vocab_size"):
+                parts.append(f"{w['final']['vocab_size']:,} pieces")
             return html.escape(", ".join(parts))
     return ""
 

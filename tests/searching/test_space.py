@@ -119,3 +119,16 @@ def test_bad_knobs_name_themselves(tmp_path):
         load_space(str(tmp_path / "s.py"))
     with pytest.raises(SlimtuneError, match="must return a dict"):
         load_space(lambda trial: [1]).sample(optuna.create_study().ask(), None)
+
+
+def test_a_space_that_raises_is_one_line_and_may_wait_for_the_teacher_figures():
+    from slimtune.searching.driver import check_space
+
+    with pytest.raises(SlimtuneError, match="raised ZeroDivisionError"):
+        load_space(lambda trial: {"layers": 1 // 0}).sample(optuna.create_study().ask(), None)
+    needs = lambda trial, teacher: {"layers": 1 if teacher.accuracy > 0.5 else 2}  # noqa: E731
+    check_space(needs, None, _teacher(6))  # figures not measured yet (a job's early check): deferred
+    assert check_space(needs, None, _teacher(6, accuracy=0.9, latency_ms=20.0)).name.startswith("space function")
+    broken = lambda trial, teacher: {"layers": teacher.accuracy + "x"}  # noqa: E731
+    with pytest.raises(SlimtuneError, match="raised TypeError"):
+        check_space(broken, None, _teacher(6, accuracy=0.9, latency_ms=20.0))

@@ -92,6 +92,8 @@ def _prune_parser(sub) -> None:
     p.add_argument("--scope", help="layer: same ratio per layer (default); global: rank units model-wide")
     p.add_argument("--sparsity", type=float, metavar="R", help="unstructured magnitude sparsity on top (size effect only)")
     p.add_argument("--recover-epochs", type=int, help="fine-tune epochs after pruning (default 0; distil instead)")
+    p.add_argument("--vocab", help="full (default) or data: keep only the pieces the training rows tokenize to")
+    p.add_argument("--vocab-extra", metavar="FILE", help="unlabelled in-domain texts, one per line, whose pieces --vocab data keeps too")
     p.add_argument("--max-length", type=int, help="tokens per text (default 128)")
     p.set_defaults(func=_cmd_prune)
 
@@ -161,9 +163,10 @@ def _bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="latency percentiles and throughput of a bundle or a model folder",
                        description="Measure p50/p90/p99 latency (batch --batch) and throughput (batch 32). JSON on stdout.")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bundle", help="a bundle folder (ONNX Runtime)")
+    source.add_argument("--bundle", help="a bundle folder (ONNX Runtime); its files are checked first")
     source.add_argument("--model", help="a model folder (PyTorch eager)")
     p.add_argument("--int8", action="store_true", help="measure the bundle's int8 model")
+    p.add_argument("--ort", action="store_true", help="measure the bundle's int8 model in ORT format (model.int8.ort)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--threads", type=int, default=None)
@@ -172,16 +175,11 @@ def _bench_parser(sub) -> None:
 
 
 def _cmd_bench(args) -> dict:
-    from pathlib import Path
-
     if args.bundle:
         from slimtune.exporting.benchmark import bench_onnx
 
-        name = "model.int8.onnx" if args.int8 else "model.onnx"
-        path = Path(args.bundle) / name
-        if not path.exists():
-            raise SlimtuneError(f"--bundle: {path} not found; give a folder written by `slimtune export`")
-        report = bench_onnx(path, args.seq, args.threads, args.iters, batch=args.batch)
+        bundle = _open_bundle(args.bundle, args)  # checked against SHA256SUMS first
+        report = bench_onnx(bundle.model_file, args.seq, args.threads, args.iters, batch=args.batch)
     else:
         from slimtune.exporting.benchmark import bench_torch
         from slimtune.models import load_classifier, load_config, resolve_model
@@ -193,13 +191,22 @@ def _cmd_bench(args) -> dict:
     return {"print": report}
 
 
-def _open_bundle(path: str):
-    from slimtune.exporting.runtime import Bundle
+def _open_bundle(path: str, args=None):
+    """The bundle, checked whole against SHA256SUMS; any problem is one line naming the file."""
+    from slimtune.exporting.runtime import Bundle, BundleError
 
     try:
-        return Bundle(path)
-    except (FileNotFoundError, OSError) as exc:
+        return Bundle(path, int8=bool(args and args.int8), ort_format=bool(args and args.ort))
+    except (BundleError, FileNotFoundError, OSError) as exc:
         raise SlimtuneError(f"--bundle: {exc}") from None
+    except Exception as exc:  # onnxruntime or tokenizers refusing a file the list still vouches for
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise SlimtuneError(f"--bundle: cannot load {path}: {first}") from None
+
+
+def _add_model_choice(p) -> None:
+    p.add_argument("--int8", action="store_true", help="use model.int8.onnx")
+    p.add_argument("--ort", action="store_true", help="use model.int8.ort (the int8 model in ORT format, as on a phone)")
 
 
 def _eval_parser(sub) -> None:
@@ -209,15 +216,14 @@ def _eval_parser(sub) -> None:
     p.add_argument("--text-column", default=None)
     p.add_argument("--label-column", default=None)
     p.add_argument("--seed", type=int, default=42, help="seed of the test split when one is carved out (42)")
-    p.add_argument("--int8", action="store_true", help="evaluate model.int8.onnx")
+    _add_model_choice(p)
     p.set_defaults(func=_cmd_eval)
 
 
 def _cmd_eval(args) -> dict:
-    from slimtune.exporting.runtime import Bundle, read_labelled_file
+    from slimtune.exporting.runtime import read_labelled_file
 
-    _open_bundle(args.bundle)  # a clear error before reading data
-    bundle = Bundle(args.bundle, int8=args.int8)
+    bundle = _open_bundle(args.bundle, args)  # a clear error before reading data
     try:
         import pandas  # noqa: F401  the full loader: every data form, the same seeded test split
 
@@ -242,17 +248,32 @@ def _predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="classify texts with a bundle (onnxruntime only): one JSON line per text")
     p.add_argument("--bundle", required=True)
     p.add_argument("texts", nargs="+", metavar="TEXT")
-    p.add_argument("--int8", action="store_true", help="use model.int8.onnx")
+    _add_model_choice(p)
     p.set_defaults(func=_cmd_predict)
 
 
 def _cmd_predict(args) -> dict:
-    from slimtune.exporting.runtime import Bundle
-
-    _open_bundle(args.bundle)
-    for row in Bundle(args.bundle, int8=args.int8).predict(args.texts):
+    for row in _open_bundle(args.bundle, args).predict(args.texts):
         print(json.dumps(row))
     return {}
+
+
+def _verify_parser(sub) -> None:
+    p = sub.add_parser("verify", help="check every file of a bundle against its SHA256SUMS",
+                       description="Check a bundle's files against SHA256SUMS (written by export; the manifest is covered too). "
+                                   "Catches corruption and truncation, not a deliberate forgery.")
+    p.add_argument("--bundle", required=True)
+    p.set_defaults(func=_cmd_verify)
+
+
+def _cmd_verify(args) -> dict:
+    from slimtune.exporting.runtime import BundleError, verify
+
+    try:
+        files = verify(args.bundle)
+    except (BundleError, OSError) as exc:
+        raise SlimtuneError(f"--bundle: {exc}") from None
+    return {"print": {"ok": True, "files": files, "bundle": args.bundle}}
 
 
 def _search_parser(sub) -> None:
@@ -272,6 +293,7 @@ def _search_parser(sub) -> None:
     p.add_argument("--max-steps", type=int, help="cap on each trial's training steps")
     p.add_argument("--max-length", type=int, help="tokens per text (default 128)")
     p.add_argument("--keep-all", action="store_true", help="keep every trial's model, not only the front's")
+    p.add_argument("--vocab", help="full (default) or data: candidates keep only the pieces the training rows use (unless the space sets the vocab knob)")
     p.add_argument("--gpus-per-trial", type=float,
                    help="GPU share each trial asks Ray for (0.25: four trials share one GPU; default 0: CPUs)")
     p.add_argument("--trial-workers", type=int,
@@ -322,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bench_parser(sub)
     _eval_parser(sub)
     _predict_parser(sub)
+    _verify_parser(sub)
     _search_parser(sub)
     _run_parser(sub)
     return parser

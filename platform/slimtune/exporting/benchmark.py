@@ -13,8 +13,9 @@ import numpy as np
 from slimtune.exporting.runtime import make_session
 
 
-def _feed(batch: int, seq: int, vocab_low: int = 5, vocab_high: int = 30) -> dict[str, np.ndarray]:
-    # Token ids do not change the cost of a dense forward pass; small ids fit every vocabulary.
+def _feed(batch: int, seq: int, vocab_low: int = 0, vocab_high: int = 5) -> dict[str, np.ndarray]:
+    # Token ids do not change the cost of a dense forward pass; the first few ids exist in every
+    # vocabulary, a pruned one too (the pad id and the ids below it are always kept).
     rng = np.random.default_rng(0)
     return {"input_ids": rng.integers(vocab_low, vocab_high, (batch, seq), dtype=np.int64),
             "attention_mask": np.ones((batch, seq), dtype=np.int64)}

@@ -96,8 +96,29 @@ Runs with onnxruntime, tokenizers and numpy only:
 
 Parity with PyTorch: max |logit difference| {m['parity_max_abs_diff']:.2e} on {m['parity_samples']} texts.
 {m.get('int8_note') or ''}
+Vocabulary: {m['vocab_size']:,} pieces (`tokenizer.json` and the embedding table match).
+{_mobile_card(m)}
+Integrity: `SHA256SUMS` lists every file of this folder, this card and `manifest.json` included;
+`slimtune verify --bundle .` (or `sha256sum -c SHA256SUMS`) checks them, and `predict`, `eval` and
+`bench` refuse a changed or truncated file before loading anything. This catches corruption in
+copying or storage, not a deliberate forgery: whoever can change a file can change the list too.
+
 Made by slimtune {m['slimtune_version']} (commit {m['git_commit'] or 'unknown'}) from `{m['source_model']}`;
 evaluated on {m['eval_data'] or 'no dataset'}. Texts are truncated to {m['max_length']} tokens.
+"""
+
+
+def _mobile_card(m: dict) -> str:
+    if not m.get("ort_file"):
+        return ""
+    return f"""
+On phones: `{m['ort_file']}` is the int8 model in ONNX Runtime's ORT format ({m['size_mb_ort']:.1f} MB),
+converted for ARM targets with ONNX Runtime {m['ort_version']}; load it with an ONNX Runtime Mobile of the
+same or a newer version (Android: the `com.microsoft.onnxruntime:onnxruntime-android` package, `OrtSession`
+from `OrtEnvironment.createSession(path)`; iOS: the `onnxruntime-objc` pod, `ORTSession`), or build a reduced
+runtime that holds only the operators in `{m['ort_operators_file']}` (ONNX Runtime's build.py
+`--minimal_build --include_ops_by_config {m['ort_operators_file']}`). Tokenize with `tokenizer.json`
+(Hugging Face tokenizers) and feed `input_ids` and `attention_mask` as int64.
 """
 
 
@@ -107,7 +128,7 @@ def run_export(spec: ExportSpec, data=None) -> dict:
     from slimtune.exporting.benchmark import bench_onnx
     from slimtune.exporting.onnx_export import OPSET, SAMPLE_TEXTS, check_parity, export_onnx, parity
     from slimtune.exporting.quantize import quantize_dynamic_int8, quantize_static_int8
-    from slimtune.exporting.runtime import Bundle
+    from slimtune.exporting.runtime import Bundle, write_checksums
     from slimtune.models import load_classifier, load_config, load_tokenizer, read_model_info, resolve_model
 
     out = Path(spec.out)
@@ -156,6 +177,13 @@ def run_export(spec: ExportSpec, data=None) -> dict:
                 quantize_static_int8(plain, int8_path, calib)
             else:
                 quantize_dynamic_int8(plain, int8_path)
+        mobile = {}
+        if int8_path is not None:
+            from slimtune.exporting.mobile import to_ort_format
+
+            mobile = to_ort_format(int8_path, tmp)
+            log.info(f"ORT format for ONNX Runtime Mobile: {mobile['ort_file']} ({mobile['size_mb_ort']:.1f} MB), "
+                     f"operators for a reduced build in {mobile['ort_operators_file']}")
         tokenizer.save_pretrained(tmp)
         (tmp / "labels.json").write_text(json.dumps(labels) + "\n")
         manifest = {
@@ -169,12 +197,14 @@ def run_export(spec: ExportSpec, data=None) -> dict:
             "graph": graph,
             "fusions": fusions,
             "int8_mode": None if not spec.int8 else ("static" if spec.static_int8 else "dynamic"),
+            "vocab_size": int(config.vocab_size),
+            **mobile,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest))
         manifest.update(_measure(tmp, data, spec, int8_path is not None, bench_onnx, Bundle))
         manifest.update({
             "source_model": spec.model,
-            "source_info": {k: info.get(k) for k in ("source_model", "teacher", "data_fingerprint", "shape")},
+            "source_info": {k: info.get(k) for k in ("source_model", "teacher", "data_fingerprint", "shape", "vocab")},
             "eval_data": spec.data.source if spec.data is not None else None,
             "eval_data_fingerprint": data.fingerprint if data is not None else None,
             "slimtune_version": __version__,
@@ -186,6 +216,7 @@ def run_export(spec: ExportSpec, data=None) -> dict:
         (tmp / "README.md").write_text(_model_card(manifest))
         for leftover in ("plain.onnx", "optimized.onnx"):
             (tmp / leftover).unlink(missing_ok=True)
+        write_checksums(tmp)  # last: it covers every file above, the manifest included
         if out.exists():
             out.rmdir()
         tmp.rename(out)
@@ -245,7 +276,7 @@ def _measure(folder: Path, data, spec: ExportSpec, has_int8: bool, bench_onnx, B
             if kind == "int8" and not has_int8:
                 continue
             # accuracy is not a timing: every core, large length-sorted batches
-            scores = Bundle(folder, int8=flag).evaluate(texts, labels, batch_size=64)
+            scores = Bundle(folder, int8=flag, check=False).evaluate(texts, labels, batch_size=64)
             result[f"accuracy_{kind}"], result[f"f1_macro_{kind}"] = scores["accuracy"], scores["f1_macro"]
             result[f"confusion_{kind}"] = scores["confusion"]  # rows: true label, columns: predicted
         log.info(f"test accuracy fp32 {result['accuracy_fp32']:.4f}"

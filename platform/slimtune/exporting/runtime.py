@@ -7,6 +7,7 @@ stack (a test runs it with those imports blocked). `slimtune predict` and `slimt
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,14 +16,68 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 
-class Bundle:
-    """A loaded bundle: tokenizer, labels, and an ONNX Runtime session (fp32 or int8)."""
+CHECKSUMS = "SHA256SUMS"
 
-    def __init__(self, folder: str | Path, int8: bool = False, threads: int | None = None):
+
+class BundleError(ValueError):
+    """A bundle that is not whole: a file changed, truncated, missing or not listed."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(folder: Path) -> Path:
+    """SHA256SUMS over every file of the bundle, the manifest included (`sha256sum -c` reads it)."""
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+    path = folder / CHECKSUMS
+    path.write_text("".join(f"{file_sha256(folder / name)}  {name}\n" for name in files))
+    return path
+
+
+def verify(folder: str | Path) -> int:
+    """Check every file of a bundle against SHA256SUMS; the number of files checked, else
+    BundleError naming the first file that differs. This catches corruption and truncation,
+    not a deliberate forgery (whoever can change a file can change the list too)."""
+    folder = Path(folder)
+    listing = folder / CHECKSUMS
+    if not listing.is_file():
+        raise BundleError(f"{folder} has no {CHECKSUMS}: give a bundle written by `slimtune export`, whole")
+    expected = {}
+    for n, line in enumerate(listing.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or not name:
+            raise BundleError(f"{CHECKSUMS} line {n} is damaged; export the bundle again")
+        expected[name] = digest
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS}
+    for name in sorted(set(expected) - present):
+        raise BundleError(f"{name} is missing from {folder} (listed in {CHECKSUMS}); copy the whole bundle again")
+    for name in sorted(present - set(expected)):
+        raise BundleError(f"{name} in {folder} is not listed in {CHECKSUMS}: it was added or renamed; remove it or "
+                          "export the bundle again")
+    for name, digest in sorted(expected.items()):
+        if file_sha256(folder / name) != digest:
+            raise BundleError(f"{name} does not match {CHECKSUMS} in {folder} (changed or truncated); "
+                              "copy or export the bundle again")
+    return len(expected)
+
+
+class Bundle:
+    """A loaded bundle: tokenizer, labels, and an ONNX Runtime session (fp32, int8, or the int8
+    model in ORT format). Every file is checked against SHA256SUMS before anything is loaded."""
+
+    def __init__(self, folder: str | Path, int8: bool = False, threads: int | None = None, ort_format: bool = False,
+                 check: bool = True):
         self.folder = Path(folder)
         manifest_path = self.folder / "manifest.json"
         if not manifest_path.exists():
             raise FileNotFoundError(f"{folder} has no manifest.json: give a folder written by `slimtune export`")
+        if check:
+            verify(self.folder)
         self.manifest = json.loads(manifest_path.read_text())
         self.labels = json.loads((self.folder / "labels.json").read_text())
         self.max_length = int(self.manifest.get("max_length", 128))
@@ -31,6 +86,10 @@ class Bundle:
         self.tokenizer.no_padding()  # we pad per batch ourselves, to the batch's longest text
         self.pad_id = int(self.manifest.get("pad_token_id", 0))
         name = "model.int8.onnx" if int8 and (self.folder / "model.int8.onnx").exists() else "model.onnx"
+        if ort_format:
+            name = "model.int8.ort"
+            if not (self.folder / name).exists():
+                raise FileNotFoundError(f"{folder} has no {name}: export it again with int8 on")
         self.model_file = self.folder / name
         self.session = make_session(self.model_file, threads)
 

@@ -47,6 +47,11 @@ class PruneSpec:
     """Fine-tune epochs after pruning to recover accuracy (0: none; distillation does better)."""
     max_length: int = 128
     batch_size: int = 32
+    vocab: str = "full"
+    """full keeps the vocabulary; data keeps only the pieces the training rows (and --vocab-extra)
+    tokenize to, shrinking the embedding table and the tokenizer together."""
+    vocab_extra: str | None = None
+    """A text file of unlabelled in-domain texts, one per line, whose pieces are kept too."""
 
     def __post_init__(self):
         object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
@@ -63,6 +68,10 @@ class PruneSpec:
             raise SlimtuneError(f"--scope: use layer or global, not {self.scope}")
         if self.layers is not None and self.layers < 1:
             raise SlimtuneError(f"--layers: layers kept, at least 1, got {self.layers}")
+        if self.vocab not in ("full", "data"):
+            raise SlimtuneError(f"--vocab: full (keep every piece) or data (the pieces the training rows use), not {self.vocab}")
+        if self.vocab_extra and (self.vocab != "data" or not Path(self.vocab_extra).is_file()):
+            raise SlimtuneError(f"--vocab-extra: a text file (one text per line) that goes with --vocab data, got {self.vocab_extra}")
 
 
 def _calibration(encoded_train, pad_token_id: int, batch_size: int, n_batches: int, seed: int):
@@ -165,17 +174,28 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
                        TrainSpec(epochs=spec.recover_epochs, batch_size=spec.batch_size, seed=spec.data.seed),
                        num_labels=data.num_labels, pad_token_id=pad)
         history = record.history
-    after = model_metrics(model.eval(), encoded["test"], data.num_labels, pad)
+    vocab = {"vocab_size": len(tokenizer)}
+    if spec.vocab == "data":
+        from slimtune.models.vocab import coverage, prune_to_data, read_extra_texts
+
+        model, tokenizer, vocab = prune_to_data(model, tokenizer, encoded["train"], read_extra_texts(spec.vocab_extra),
+                                                spec.max_length)
+        encoded = encode_data(data, tokenizer, spec.max_length)  # test texts may now split differently
+        vocab["test_unknown_share"] = coverage(tokenizer, list(data.test["text"]), spec.max_length)["unknown_share"]
+        log.info(f"vocabulary: {vocab['vocab_size']:,} of {vocab['vocab_size_before']:,} pieces kept; "
+                 f"{100 * vocab['test_unknown_share']:.2f}% of the test split's pieces are now unknown")
+    after = model_metrics(model.eval(), encoded["test"], data.num_labels, tokenizer.pad_token_id)
     log.info(f"after:  test accuracy {after['accuracy']:.4f}, {after['num_parameters']:,} parameters, "
              f"{after['encoder_flops'] / 1e9:.2f} GFLOPs ({after['encoder_flops'] / before['encoder_flops']:.2f}x)")
-    save_model(model, tokenizer, out / "model", provenance(spec.model, data, spec.max_length, pruned=kept,
-                                                           teacher_info=read_model_info(resolved)))
+    save_model(model, tokenizer, out / "model", provenance(spec.model, data, spec.max_length, pruned=kept, vocab=vocab,
+                                                           teacher=spec.model, teacher_info=read_model_info(resolved)))
     metrics = {
         **after,
         "teacher": {k: v for k, v in before.items() if k != "confusion"},
         "flops_ratio": after["encoder_flops"] / before["encoder_flops"],
         "accuracy_retained": after["accuracy"] / before["accuracy"] if before["accuracy"] else 0.0,
         "pruned": kept,
+        **vocab,
         "sparsity": sparse,
         "prune_seconds": prune_seconds,
         "recover_history": history,

@@ -61,6 +61,9 @@ class SearchSpec:
     """Training rows each trial distils on (a stratified subsample; None: all)."""
     max_length: int = 128
     """Tokens per text."""
+    vocab: str = "full"
+    """Each candidate's vocabulary when the space does not set the `vocab` knob: full, or data
+    (only the pieces the training rows use: a smaller embedding table and tokenizer)."""
     seq: int = 128
     """Sequence length of the latency measurement."""
     latency_threads: int = 1
@@ -94,6 +97,8 @@ class SearchSpec:
             raise SlimtuneError(f"--trial-workers: 0 (train in the trial's process) or more, not {self.trial_workers}")
         if not 0 <= self.gpus_per_trial <= 8:
             raise SlimtuneError(f"--gpus-per-trial: a share like 0.25 or a count up to 8, not {self.gpus_per_trial}")
+        if self.vocab not in ("full", "data"):
+            raise SlimtuneError(f"--vocab: full or data, not {self.vocab}")
         if self.max_train_samples is not None and self.max_train_samples < 2:
             raise SlimtuneError(f"--max-train-samples: at least 2, got {self.max_train_samples}")
         if self.storage:
@@ -138,8 +143,8 @@ def check_space(space, constraints: Constraints | None, teacher: TeacherInfo) ->
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     try:
         loaded.sample(trial, teacher)
-    except TypeError:
-        if teacher.accuracy is not None:
+    except SlimtuneError as exc:
+        if teacher.accuracy is not None or not isinstance(exc.__cause__, TypeError):
             raise
     return loaded
 
@@ -172,7 +177,8 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
         teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,
         label_names=data.label_names, encoded=encoded, teacher_logits=logits, pad_token_id=tokenizer.pad_token_id,
         max_length=spec.max_length, seq=seq, threads=spec.latency_threads, seed=spec.seed,
-        max_steps=spec.max_steps,
+        max_steps=spec.max_steps, vocab=spec.vocab, data_fingerprint=data.fingerprint,
+        texts={split: list(getattr(data, split)["text"]) for split in ("train", "validation", "test")},
     )
     if not measure_teacher:
         return shared, None

@@ -36,6 +36,11 @@ class Shared:
     batch_size: int = 32
     seed: int = 42
     max_steps: int | None = None
+    texts: dict | None = None
+    """train / validation / test texts, for a student whose vocabulary is pruned (it re-encodes them)."""
+    vocab: str = "full"
+    """The candidates' vocabulary when the space does not choose: full, or data (the training rows' pieces)."""
+    data_fingerprint: str = ""
 
 
 def teacher_model(shared: Shared, attn_implementation: str | None = None):
@@ -64,7 +69,10 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     `train_fn` (default: the plain loop in this process) trains the distillation module in
     place and returns its TrainResult; the search driver passes a Ray Train one for trials that
     run on several workers."""
+    from slimtune import __version__
+    from slimtune.data.tokenize import encode
     from slimtune.distillation.losses import DistillLoss, DistillModule, LossSpec
+    from slimtune.models.vocab import prune_to_data
     from slimtune.models.load import save_model
     from slimtune.models.surgery import encoder_flops
     from slimtune.pruning.run import _calibration, apply_pruning
@@ -82,24 +90,35 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         calibration = _calibration(shared.encoded["train"], shared.pad_token_id, shared.batch_size, 4, shared.seed)
     kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, layers=candidate.layers,
                          importance=candidate.importance, calibration=calibration)
+    tokenizer = AutoTokenizer.from_pretrained(shared.tokenizer_dir)
+    encoded, vocab = shared.encoded, {"vocab_size": len(tokenizer), "vocab": "full"}
+    if (candidate.vocab or shared.vocab) == "data":
+        student, tokenizer, vocab = prune_to_data(student, tokenizer, shared.encoded["train"])
+        vocab["vocab"] = "data"
+        # training texts keep their pieces (new ids); validation and test texts may split differently
+        encoded = {split: encode(shared.texts[split], shared.encoded[split].labels, tokenizer, shared.max_length)
+                   for split in ("train", "validation", "test")}
+    pad = tokenizer.pad_token_id
     loss_spec = LossSpec(temperature=candidate.temperature, alpha=candidate.alpha, hidden_weight=candidate.hidden_weight,
                          attention_weight=candidate.attention_weight)
     mapping = kept["kept_layers"]
     module = DistillModule(student, teacher.config.hidden_size, loss_spec, mapping)
     live = candidate.hidden_weight or candidate.attention_weight  # else the cached logits are enough
-    loss_fn = DistillLoss(loss_spec, mapping, teacher_logits=shared.teacher_logits, teacher=teacher if live else None)
+    loss_fn = DistillLoss(loss_spec, mapping, teacher_logits=shared.teacher_logits, teacher=teacher if live else None,
+                          teacher_split=None if encoded is shared.encoded else shared.encoded["train"],
+                          teacher_pad_id=shared.pad_token_id)
     spec = TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
                      log_every=log_every, max_steps=shared.max_steps)
-    record = (train_fn or train)(module, shared.encoded["train"], shared.encoded["validation"], spec,
-                                 num_labels=len(shared.label_names), pad_token_id=shared.pad_token_id, loss_fn=loss_fn)
+    record = (train_fn or train)(module, encoded["train"], encoded["validation"], spec,
+                                 num_labels=len(shared.label_names), pad_token_id=pad, loss_fn=loss_fn)
     student = module.student.eval()
-    test = evaluate(student, shared.encoded["test"], len(shared.label_names), shared.pad_token_id)
+    test = evaluate(student, encoded["test"], len(shared.label_names), pad)
     student = student.cpu()  # trained on a GPU when the trial has one; timed and saved on the CPU
     latency, onnx_mb = measure_latency_ms(student, folder, shared.seq, shared.threads)
-    tokenizer = AutoTokenizer.from_pretrained(shared.tokenizer_dir)
-    save_model(student, tokenizer, folder / "model", {"label_names": list(shared.label_names),
-                                                     "max_length": shared.max_length, "pruned": kept,
-                                                     "candidate": candidate.as_dict()})
+    save_model(student, tokenizer, folder / "model", {
+        "slimtune_version": __version__, "source_model": shared.tokenizer_dir, "teacher": shared.tokenizer_dir,
+        "data_fingerprint": shared.data_fingerprint, "label_names": list(shared.label_names),
+        "max_length": shared.max_length, "pruned": kept, "vocab": vocab, "candidate": candidate.as_dict()})
     return {
         "accuracy": record.best_metrics["accuracy"],  # validation: the search never looks at test
         "test_accuracy": test["accuracy"],
@@ -110,5 +129,6 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         "encoder_flops": encoder_flops(student, shared.seq),
         "trial_seconds": time.perf_counter() - started,
         "lr": record.lr,
+        "vocab_size": vocab["vocab_size"],
         "model_path": str(folder / "model"),
     }

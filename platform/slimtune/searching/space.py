@@ -74,6 +74,9 @@ class Candidate:
     """Peak learning rate; None chooses by width (slimtune.train.loop.auto_lr)."""
     epochs: int = 1
     """Distillation epochs of the trial."""
+    vocab: str | None = None
+    """full, or data: keep only the pieces the training rows use (a smaller embedding table and
+    tokenizer); None: the search's `vocab` setting."""
 
     def __post_init__(self):
         for knob in ("heads", "ffn"):  # YAML and JSON give lists: keep the frozen value hashable
@@ -90,6 +93,7 @@ class Candidate:
             "attention_weight": self.attention_weight >= 0,
             "lr": self.lr is None or 0 < self.lr < 1,
             "epochs": self.epochs >= 1,
+            "vocab": self.vocab in (None, "full", "data"),
         }
         for knob, ok in checks.items():
             if not ok:
@@ -214,7 +218,12 @@ class SearchSpace:
         return len(params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
     def sample(self, trial, teacher: TeacherInfo | None) -> Candidate:
-        values = self.space(trial, teacher) if self.takes_teacher else self.space(trial)
+        try:
+            values = self.space(trial, teacher) if self.takes_teacher else self.space(trial)
+        except SlimtuneError:
+            raise
+        except Exception as exc:  # the user's code: one line, the cause kept for the caller
+            raise SlimtuneError(f"space: {self.name} raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(values, dict):
             raise SlimtuneError(f"space: {self.name} must return a dict of knob values, got {type(values).__name__}")
         candidate = candidate_from(values)

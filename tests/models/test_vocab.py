@@ -1,0 +1,96 @@
+"""Vocabulary pruning: a text whose pieces were all kept tokenizes to the same pieces and gets the
+same logits; the embedding table and the tokenizer shrink together; for WordLevel (the tiny test
+tokenizer) here, and for Unigram and BPE tokenizers trained on the built-in 20news texts."""
+
+import pytest
+import torch
+
+from slimtune.models.vocab import coverage, kept_ids, prune_vocab, used_ids
+from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
+
+
+def _encode(tok, texts):
+    from slimtune.data.tokenize import encode
+
+    return encode(texts, [0] * len(texts), tok, 64)
+
+
+def _logits(model, tok, texts):
+    batch = tok(texts, padding=True, truncation=True, max_length=64, return_tensors="pt", return_token_type_ids=False)
+    with torch.no_grad():
+        return model.eval()(**batch).logits
+
+
+def _check_same(model, tok, new_model, new_tok, texts):
+    """Texts whose pieces were all kept: the same pieces, the same logits (to float rounding)."""
+    for text in texts:
+        assert new_tok.tokenize(text) == tok.tokenize(text), text
+    assert torch.allclose(_logits(model, tok, texts), _logits(new_model, new_tok, texts), atol=1e-5, rtol=1e-5)
+
+
+def test_wordlevel_prune_keeps_tokenization_and_logits():
+    import copy
+
+    tok = build_tokenizer()
+    model = build_tiny_bert(vocab_size=len(tok))
+    frame = make_texts(60, seed=3)
+    seen = [t for t in frame["text"] if "golden" not in t and "storm" not in t]  # two words never seen
+    keep = kept_ids(tok, used_ids([_encode(tok, seen)]))
+    assert tok.convert_tokens_to_ids("golden") not in keep and tok.pad_token_id in keep
+    new_model, new_tok = prune_vocab(copy.deepcopy(model), tok, keep)
+    assert len(new_tok) == len(keep) == new_model.config.vocab_size < len(tok)
+    assert new_model.get_input_embeddings().weight.shape[0] == len(keep)
+    _check_same(model, tok, new_model, new_tok, seen[:20])
+    other = coverage(new_tok, ["a golden storm today"], 64)  # unseen words become the unknown piece
+    assert other["unknown_share"] == pytest.approx(2 / 4)
+
+
+@pytest.fixture(scope="module")
+def news_and_tweets():
+    from slimtune.data import DataSpec, load_data
+
+    news = load_data(DataSpec("builtin:20news"))
+    tweets = load_data(DataSpec("builtin:tweets", max_train_samples=2000))
+    return list(news.train["text"]), tweets
+
+
+def _trained(kind: str, texts: list[str]):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    if kind == "unigram":
+        tok = Tokenizer(models.Unigram())
+        trainer = trainers.UnigramTrainer(vocab_size=30000, special_tokens=specials, unk_token="[UNK]")
+    else:
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        trainer = trainers.BpeTrainer(vocab_size=30000, special_tokens=specials)
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(texts, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+
+
+@pytest.mark.assets
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["unigram", "bpe"])
+def test_unigram_and_bpe_shrink_and_predict_as_before(news_and_tweets, kind):
+    import copy
+
+    from slimtune.models.load import num_parameters
+
+    news, tweets = news_and_tweets
+    tok = _trained(kind, news)
+    assert len(tok) >= 25000
+    model = build_tiny_bert(vocab_size=len(tok))
+    train = _encode(tok, list(tweets.train["text"]))
+    keep = kept_ids(tok, used_ids([train]))
+    new_model, new_tok = prune_vocab(copy.deepcopy(model), tok, keep)
+    assert len(tok) / len(new_tok) >= 3 and num_parameters(model) / num_parameters(new_model) >= 3
+    kept = set(keep)  # by id: a character outside the vocabulary is the unknown piece, kept
+    covered = [t for t in tweets.test["text"] if set(tok(t)["input_ids"]) <= kept][:200]
+    assert len(covered) >= 100
+    _check_same(model, tok, new_model, new_tok, covered)
