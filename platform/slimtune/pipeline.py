@@ -156,7 +156,9 @@ def _winners_stage(job: JobSpec, data, winners: list[Winner], out: Path) -> list
         if w in todo:
             knobs = {k: w.search.get(k) for k in KNOBS if w.search.get(k) is not None}
             candidate = replace(candidate_from(knobs), epochs=job.winners.epochs)
-            log.info(f"{w.name} (trial {w.trial_id}): " + ", ".join(f"{k}={v}" for k, v in candidate.as_dict().items()))
+            log.info(f"{w.name} (trial {w.trial_id}): " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                                             for k, v in candidate.as_dict().items() if v is not None)
+                     + (f", vocab={final.vocab}" if candidate.vocab is None else ""))
             metrics = run_candidate(candidate, shared, folder, log_every=20)
             metrics["candidate"] = candidate.as_dict()
             metrics["trial_id"] = w.trial_id

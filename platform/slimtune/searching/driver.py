@@ -250,7 +250,7 @@ def _progress_callback(total: int):
             elapsed = time.perf_counter() - self.started
             eta = elapsed / self.done * max(0, total - self.done)
             knobs = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in trial.config.items() if k in KNOBS)
+                              for k, v in trial.config.items() if k in KNOBS and v is not None)
             log.info(f"trial {self.done}/{total} {what} ({knobs})  elapsed {log.format_seconds(elapsed)}, "
                      f"eta {log.format_seconds(eta)}")
 
