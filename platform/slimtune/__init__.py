@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 from slimtune.errors import SlimtuneError
 from slimtune.results import Result, SearchResult
 
-__all__ = ["Constraints", "Result", "SearchResult", "SlimtuneError", "TeacherInfo", "__version__",
+__all__ = ["Candidate", "Constraints", "Result", "SearchResult", "SlimtuneError", "TeacherInfo", "__version__",
            "distill", "export", "finetune", "prune", "run", "search"]
 
 
