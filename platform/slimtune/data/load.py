@@ -332,14 +332,6 @@ def load_data(spec: DataSpec) -> TextData:
             "rows": n_pick,
             "row_indices": picked.tolist(),
         }
-    if spec.max_train_samples and spec.max_train_samples < len(train):
-        if spec.max_train_samples < len(names):
-            raise SlimtuneError(
-                f"--max-train-samples: {spec.max_train_samples} is fewer than the "
-                f"{len(names)} classes; raise it"
-            )
-        _, train, _ = _hold_out(train, spec.max_train_samples, spec.seed)
-        split_info["train_subsample"] = {"rows": spec.max_train_samples, "seed": spec.seed}
     split_info["train"] = {"rows": len(train)}
     frames["train"] = train
     data = TextData(
@@ -350,5 +342,6 @@ def load_data(spec: DataSpec) -> TextData:
         split_info=split_info,
         fingerprint=_fingerprint(frames),
     )
+    data = subsample_train(data, spec.max_train_samples, spec.seed)
     log.info(f"data {spec.source}: {data.summary()}")
     return data

@@ -4,8 +4,11 @@
     BUNDLE/model.int8.onnx     ONNX Runtime int8 (dynamic by default, static QDQ on request)
     BUNDLE/tokenizer.json ...  the fast tokenizer's files
     BUNDLE/labels.json         label names in output order
+    BUNDLE/model.int8.ort      the int8 model in ORT format for ONNX Runtime Mobile (see `mobile`)
+    BUNDLE/required_operators.config   operators a reduced ONNX Runtime build needs for it
     BUNDLE/manifest.json       parity, accuracy, latency and size of both, opset, provenance
     BUNDLE/README.md           a short model card
+    BUNDLE/SHA256SUMS          every file above, checked before a bundle is loaded
 
 Everything is written to a temporary folder first and moved into place at the end: a failed
 parity gate or any error leaves no bundle behind.

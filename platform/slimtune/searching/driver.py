@@ -14,6 +14,7 @@ differently, while looser or tighter constraints just recompute the front from t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -23,10 +24,9 @@ from typing import Callable
 from slimtune import log
 from slimtune.data import DataSpec, as_data_spec
 from slimtune.errors import SlimtuneError
-from slimtune.storage import ensure_writable
 from slimtune.results import SearchResult
 from slimtune.searching.space import KNOBS, Constraints, SearchSpace, TeacherInfo, candidate_from, load_space
-from slimtune.storage import join
+from slimtune.storage import ensure_writable, join
 from slimtune.storage import resolve as resolve_storage
 
 OBJECTIVES = {"accuracy": "max", "latency_ms": "min", "size_mb": "min"}
@@ -310,7 +310,8 @@ def run_search(spec: SearchSpec, data=None) -> SearchResult:
 
     out = ensure_writable(Path(spec.out).resolve())
     saved = _read_json(out / "teacher.json") if spec.resume else None
-    space = check_space(spec.space, spec.constraints, teacher_info(spec.teacher, saved))
+    info = teacher_info(spec.teacher, saved)  # the shape from the config; figures once measured
+    space = check_space(spec.space, spec.constraints, info)
     if saved:
         space.constraints.check_teacher(saved)
     storage = resolve_storage(spec.storage, out / "tune")
@@ -337,7 +338,8 @@ def run_search(spec: SearchSpec, data=None) -> SearchResult:
     space.constraints.check_teacher(teacher_metrics)  # an absolute floor the teacher misses: refused now
     out.mkdir(parents=True, exist_ok=True)
     (out / "teacher.json").write_text(json.dumps(teacher_metrics, indent=2) + "\n")
-    info = teacher_info(spec.teacher, teacher_metrics)
+    info = dataclasses.replace(info, latency_ms=teacher_metrics["latency_ms"], accuracy=teacher_metrics["accuracy"],
+                               size_mb=teacher_metrics["size_mb"])
     _check_same_space(out, space.fingerprint(info), space, spec.resume)
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, shared=shared, threads=threads, trial_workers=spec.trial_workers,
