@@ -103,12 +103,17 @@ def test_at_least_one_head_stays():
         prune_heads(build_tiny_bert(), 0, [])
 
 
+@pytest.mark.parametrize("narrow", [False, True])
 @pytest.mark.parametrize("arch", ["bert", "mpnet"])
-def test_pruned_model_exports_to_onnx(arch, tmp_path):
+def test_pruned_model_exports_to_onnx(arch, narrow, tmp_path):
     import numpy as np
     import onnxruntime as ort
 
+    from slimtune.models.surgery import prune_hidden
+
     model = _pruned(MODELS[arch]())
+    if narrow:
+        prune_hidden(model, list(range(0, 32, 2)))
     inputs = _inputs()
     torch.onnx.export(model, (inputs["input_ids"], inputs["attention_mask"]), tmp_path / "m.onnx",
                       input_names=["input_ids", "attention_mask"], output_names=["logits"],
@@ -118,3 +123,46 @@ def test_pruned_model_exports_to_onnx(arch, tmp_path):
     onnx_logits = session.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
     with torch.no_grad():
         assert np.abs(onnx_logits - model.eval()(**inputs).logits.numpy()).max() <= 1e-4
+
+
+@pytest.mark.parametrize("arch", ["bert", "mpnet"])
+def test_hidden_width_cut_everywhere_and_reloads_exactly(arch, tmp_path):
+    """Narrowing the residual stream: every weight along it shrinks, heads keep their size, and the
+    saved model (heads, FFN, layers and width all cut) rebuilds with identical logits."""
+    from slimtune.models.surgery import hidden_slices, prune_hidden
+
+    model = _pruned(MODELS[arch]())
+    before = sum(p.numel() for p in model.parameters())
+    keep = [0, 3, 5, 8, 13, 21, 22, 30]
+    prune_hidden(model, keep)
+    assert model.config.hidden_size == 8
+    assert all(getattr(m, name).shape[dim] == 8 for m, name, dim in hidden_slices(model))
+    assert sum(p.numel() for p in model.parameters()) < before
+    with torch.no_grad():
+        logits = model(**_inputs()).logits
+    assert logits.shape == (3, 2) and torch.isfinite(logits).all()
+    model.config.id2label, model.config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
+    save_model(model, build_tokenizer(), tmp_path, {})
+    again = load_classifier(str(tmp_path), ("neg", "pos")).eval()
+    assert model_shape(again) == model_shape(model) and model_shape(model)["head_size"] == 8
+    with torch.no_grad():
+        assert torch.equal(logits, again(**_inputs()).logits)
+
+
+@pytest.mark.parametrize("arch", ["bert", "mpnet"])
+def test_hidden_pruning_keeps_the_strong_dimensions(arch):
+    """Dimensions whose weights are large everywhere along the stream rank first."""
+    from slimtune.models.surgery import hidden_slices
+    from slimtune.pruning.importance import hidden_scores
+    from slimtune.pruning.run import apply_pruning
+
+    model = MODELS[arch]()
+    strong = torch.tensor([2, 7, 11, 19, 23, 26, 28, 31])
+    with torch.no_grad():
+        for m, name, dim in hidden_slices(model):
+            getattr(m, name).index_fill_(dim, strong, 3.0)
+    assert set(torch.topk(hidden_scores(model), 8).indices.tolist()) == set(strong.tolist())
+    record = apply_pruning(model, hidden=0.75)
+    assert record["hidden_size"] == model.config.hidden_size == 8
+    emb = model.base_model.embeddings.word_embeddings.weight
+    assert torch.all(emb == 3.0)  # exactly the strong columns survived

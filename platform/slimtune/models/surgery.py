@@ -5,11 +5,18 @@ thing, in place, and checks shapes. Supported: the BERT family and MPNet. MPNet 
 relative-position bias per head, shared by all layers, so a layer that lost heads keeps the
 indices of the heads it still has (`kept_heads`) and a pre-hook picks those bias columns.
 
+Hidden width (`prune_hidden`) is the residual stream: every embedding's columns, every LayerNorm,
+the input columns of whatever reads the stream (q, k, v, the FFN's first projection, the head)
+and the output rows of whatever adds to it (the attention output, the FFN's second projection).
+Heads keep their size, so a narrowed model's hidden size is no longer heads x head size.
+
 The per-layer shape (`model_shape`) is saved beside the weights so `rebuild` can restore a
 non-uniform model exactly: transformers' configs cannot express per-layer sizes.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
@@ -101,8 +108,58 @@ def keep_layers(model, keep: list[int]) -> None:
     model.config.num_hidden_layers = len(keep)
 
 
+def _slice(module: nn.Module, name: str, index: torch.Tensor, dim: int) -> None:
+    param = getattr(module, name)
+    param.data = param.data.index_select(dim, index).clone()
+    if param.grad is not None:
+        param.grad = None
+
+
+def hidden_slices(model) -> list[tuple[nn.Module, str, int]]:
+    """Every (module, parameter name, dim) that runs along the hidden size: one list drives both
+    the importance of each hidden dimension and its removal, so they cannot disagree."""
+    hidden = model.config.hidden_size
+    inside, out = set(), []
+    for layer in encoder_layers(model):
+        _, q, k, v, o = _attention(layer)
+        out += [(m, "weight", 1) for m in (q, k, v, layer.intermediate.dense)]
+        out += [(m, p, 0) for m in (o, layer.output.dense) for p in ("weight", "bias") if getattr(m, p) is not None]
+        inside |= {id(m) for m in (q, k, v, o, layer.intermediate.dense, layer.output.dense)}
+    for module in model.modules():
+        if isinstance(module, nn.Embedding) and module.embedding_dim == hidden:
+            out.append((module, "weight", 1))
+        elif isinstance(module, nn.LayerNorm) and tuple(module.normalized_shape) == (hidden,):
+            out += [(module, p, 0) for p in ("weight", "bias") if getattr(module, p) is not None]
+        elif isinstance(module, nn.Linear) and id(module) not in inside:  # pooler / classifier head
+            if module.in_features == hidden:
+                out.append((module, "weight", 1))
+            if module.out_features == hidden:
+                out += [(module, p, 0) for p in ("weight", "bias") if getattr(module, p) is not None]
+    return out
+
+
+def prune_hidden(model, keep: list[int]) -> None:
+    """Keep hidden dimensions `keep` everywhere along the residual stream."""
+    hidden = model.config.hidden_size
+    keep_t = torch.tensor(sorted(set(keep)), dtype=torch.long)
+    if len(keep_t) == 0 or keep_t[-1] >= hidden:
+        raise ValueError(f"keep 1..{hidden} hidden dimensions, got {len(keep_t)}")
+    for module, name, dim in hidden_slices(model):
+        _slice(module, name, keep_t, dim)
+    n = len(keep_t)
+    for module in model.modules():  # keep each module's own size fields true
+        if isinstance(module, nn.Embedding) and module.embedding_dim == hidden:
+            module.embedding_dim = n
+        elif isinstance(module, nn.LayerNorm) and tuple(module.normalized_shape) == (hidden,):
+            module.normalized_shape = (n,)
+        elif isinstance(module, nn.Linear):
+            module.in_features, module.out_features = module.weight.shape[1], module.weight.shape[0]
+    model.config.hidden_size = n
+
+
 def model_shape(model) -> dict | None:
-    """Per-layer heads and FFN width, or None when the config describes the model exactly."""
+    """Per-layer heads and FFN width (and the head size once the hidden width was cut), or None
+    when the config describes the model exactly."""
     layers = []
     for layer in encoder_layers(model):
         sa = _attention(layer)[0]
@@ -112,7 +169,11 @@ def model_shape(model) -> dict | None:
         layers.append(entry)
     uniform = all(e["heads"] == model.config.num_attention_heads and e["ffn"] == model.config.intermediate_size
                   and "kept_heads" not in e for e in layers)
-    return None if uniform else {"layers": layers}
+    head_size = _attention(encoder_layers(model)[0])[0].attention_head_size
+    narrowed = head_size * model.config.num_attention_heads != model.config.hidden_size
+    if uniform and not narrowed:
+        return None
+    return {"layers": layers, **({"head_size": head_size} if narrowed else {})}
 
 
 def rebuild(config, shape: dict | None, attn_implementation: str | None = None):
@@ -120,7 +181,13 @@ def rebuild(config, shape: dict | None, attn_implementation: str | None = None):
     from transformers import AutoModelForSequenceClassification
 
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    hidden = config.hidden_size
+    if (shape or {}).get("head_size"):  # narrowed: build at the full width, then cut it the same way
+        config = copy.deepcopy(config)
+        config.hidden_size = shape["head_size"] * config.num_attention_heads
     model = AutoModelForSequenceClassification.from_config(config, **kwargs)
+    if model.config.hidden_size != hidden:
+        prune_hidden(model, list(range(hidden)))
     for i, entry in enumerate((shape or {}).get("layers", [])):
         layer = encoder_layers(model)[i]
         if entry["heads"] < num_heads(layer):

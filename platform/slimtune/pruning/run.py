@@ -1,4 +1,5 @@
-"""`slimtune prune`: score units, remove layers, heads and FFN neurons, optionally recover, save.
+"""`slimtune prune`: score units, remove layers, hidden width, heads and FFN neurons, optionally
+recover, save.
 
 Structure (which weights belong together) lives in `models.surgery`, scoring in `importance`,
 how much to cut in `policy`; this module only puts them in order.
@@ -30,6 +31,8 @@ class PruneSpec:
     """Fraction of attention heads removed (each layer keeps at least one)."""
     ffn: float = 0.0
     """Fraction of FFN (intermediate) neurons removed."""
+    hidden: float = 0.0
+    """Fraction of the hidden size (the residual stream's width) removed, rounded to a multiple of 8."""
     layers: int | tuple[int, ...] | None = None
     """Encoder layers kept: a count (evenly spaced, always including the last) or exact indices
     (0, 2, 5); None keeps all."""
@@ -58,7 +61,7 @@ class PruneSpec:
         if isinstance(self.layers, (tuple, list)):  # indices: the same as keep_layer_indices
             object.__setattr__(self, "keep_layer_indices", tuple(self.layers))
             object.__setattr__(self, "layers", None)
-        for name in ("heads", "ffn", "sparsity"):
+        for name in ("heads", "ffn", "hidden", "sparsity"):
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise SlimtuneError(f"--{name}: a fraction to remove in [0, 1), got {value}")
@@ -85,17 +88,25 @@ def _calibration(encoded_train, pad_token_id: int, batch_size: int, n_batches: i
     return [collate([encoded_train[i] for i in picks[s : s + batch_size]]) for s in range(0, len(picks), batch_size)]
 
 
-def apply_pruning(model, *, heads=0.0, ffn=0.0, layers: int | None = None,
+def hidden_kept(hidden_size: int, ratio: float) -> int:
+    """Dimensions kept when `ratio` of `hidden_size` goes: a multiple of 8 (vector-friendly), at least 8."""
+    return min(hidden_size, max(8, 8 * round(hidden_size * (1 - ratio) / 8)))
+
+
+def apply_pruning(model, *, heads=0.0, ffn=0.0, hidden: float = 0.0, layers: int | None = None,
                   keep_layer_indices: tuple[int, ...] | None = None, importance: str = "magnitude",
                   scope: str = "layer", calibration=None) -> dict:
-    """Remove layers, then heads and neurons scored on the layers that remain. Returns what was kept.
+    """Remove layers, then hidden width, then heads and neurons, each scored on what remains.
+    Returns what was kept.
 
     The arguments mean what PruneSpec's fields of the same names mean; `heads` and `ffn` may
     also list one ratio per kept layer."""
-    from slimtune.models.surgery import encoder_layers, keep_layers, prune_ffn, prune_heads
-    from slimtune.pruning.importance import magnitude_scores, taylor_scores
+    from slimtune.models.surgery import encoder_layers, keep_layers, prune_ffn, prune_heads, prune_hidden
+    from slimtune.pruning.importance import hidden_scores, magnitude_scores, taylor_hidden_scores, taylor_scores
     from slimtune.pruning.policy import evenly_spaced_layers, keep_per_layer
     from slimtune.train.loop import cross_entropy_loss
+
+    import torch
 
     total = len(encoder_layers(model))
     kept_layers = list(range(total))
@@ -110,6 +121,12 @@ def apply_pruning(model, *, heads=0.0, ffn=0.0, layers: int | None = None,
     if len(kept_layers) < total:
         keep_layers(model, kept_layers)
     record = {"kept_layers": kept_layers, "heads": [], "ffn": []}
+    if hidden:
+        width = model.config.hidden_size
+        scores = (taylor_hidden_scores(model, calibration, cross_entropy_loss) if importance == "taylor"
+                  else hidden_scores(model))
+        prune_hidden(model, sorted(torch.topk(scores, hidden_kept(width, hidden)).indices.tolist()))
+        record["hidden_size"] = model.config.hidden_size
     if heads or ffn:
         if importance == "taylor":
             head_scores, ffn_scores = taylor_scores(model, calibration, cross_entropy_loss)
@@ -154,10 +171,10 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
              f"{before['encoder_flops'] / 1e9:.2f} GFLOPs")
     torch.manual_seed(spec.data.seed)
     calibration = None
-    if spec.importance == "taylor" and (spec.heads or spec.ffn):
+    if spec.importance == "taylor" and (spec.heads or spec.ffn or spec.hidden):
         calibration = _calibration(encoded["train"], pad, spec.batch_size, spec.calibration_batches, spec.data.seed)
     started = time.perf_counter()
-    kept = apply_pruning(model, heads=spec.heads, ffn=spec.ffn, layers=spec.layers,
+    kept = apply_pruning(model, heads=spec.heads, ffn=spec.ffn, hidden=spec.hidden, layers=spec.layers,
                          keep_layer_indices=spec.keep_layer_indices, importance=spec.importance,
                          scope=spec.scope, calibration=calibration)
     sparse = None

@@ -137,6 +137,7 @@ def run_finetune(spec: FinetuneSpec, data: TextData | None = None) -> dict:
         "label_names": list(data.label_names),
         "confusion": test["confusion"],
         "best_epoch": record.best_epoch,
+        "stopped_early": record.stopped_early,
         "validation": record.best_metrics,
         "history": record.history,
         "device": device,

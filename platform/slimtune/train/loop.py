@@ -30,7 +30,10 @@ class TrainSpec:
     """How to train. Batch sizes are global: with N workers each takes batch_size / N."""
 
     epochs: int = 3
-    """Passes over the training split."""
+    """Passes over the training split; with `patience`, the most it may take."""
+    patience: int | None = None
+    """Stop once validation has not improved for this many epochs (the best epoch's weights are
+    kept either way); None runs every epoch. The learning-rate schedule spans `epochs`."""
     batch_size: int = 32
     """Examples per optimizer step, over all workers."""
     lr: float | None = None
@@ -57,6 +60,8 @@ class TrainSpec:
     """Stop after this many optimizer steps (benchmarks and smoke tests)."""
 
     def __post_init__(self):
+        if self.patience is not None and self.patience < 1:
+            raise SlimtuneError(f"--patience: epochs without improvement before stopping, at least 1, got {self.patience}")
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise SlimtuneError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(self, name)}")
@@ -84,6 +89,8 @@ class TrainResult:
     """Ray node id of each rank (Ray Train runs only)."""
     resumed_from: list[int] = field(default_factory=list)
     """The step each restart after a failure resumed at (Ray Train runs only)."""
+    stopped_early: bool = False
+    """True when `patience` ended training before `epochs`."""
     lr: float | None = None
     """The peak learning rate used (see `with_lr`)."""
 
@@ -322,6 +329,12 @@ def train(
 
         ctx.end_epoch(make_state, row)
         if spec.max_steps and step >= spec.max_steps:
+            break
+        if spec.patience and epoch + 1 < spec.epochs and epoch + 1 - result.best_epoch >= spec.patience:
+            result.stopped_early = True
+            if ctx.rank == 0:
+                log.info(f"validation {spec.select_metric} has not improved for {spec.patience} epoch(s): "
+                         f"stopping, keeping epoch {result.best_epoch}")
             break
     result.steps = step
     if best_state is not None:

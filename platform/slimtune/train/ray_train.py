@@ -174,6 +174,7 @@ def fit_on_ray(model, train_split, val_split, spec: TrainSpec, *, num_labels: in
         history=state["history"], best_epoch=state["best_epoch"], best_metrics=state["best_metrics"],
         train_seconds=state["train_seconds"], step_seconds=state["step_seconds"], steps=state["step"],
         worker_nodes=state.get("worker_nodes"), resumed_from=state.get("resumed_from", []), lr=spec.lr,
+        stopped_early=bool(spec.patience) and len(state["history"]) < spec.epochs and not spec.max_steps,
     )
     if record.resumed_from:
         log.info(f"training was restarted {len(record.resumed_from)} time(s), each from its last checkpoint "
