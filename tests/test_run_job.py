@@ -44,10 +44,11 @@ def test_run_job_end_to_end_and_resume(ray_cluster, tiny_model_dir, texts_csv, t
     (tmp_path / "space.py").write_text(SPACE)
     (tmp_path / "job.yaml").write_text(f"""
 model: {tiny_model_dir}
+reference: {tiny_model_dir}
 out: out
 storage: {tmp_path / 'shared'}
 data: {{source: {texts_csv}}}
-finetune: {{epochs: 3, batch_size: 16, lr: 0.003, max_length: 32, workers: 0}}
+finetune: {{epochs: 3, patience: 1, batch_size: 16, lr: 0.003, max_length: 32, workers: 0}}
 search: {{space: space.py, trials: 2, concurrency: 2, vocab: data}}
 winners: {{count: 2, epochs: 1}}
 export: {{seq: 32, rounds: 2}}
@@ -56,7 +57,11 @@ export: {{seq: 32, rounds: 2}}
     result = run_job(job)
     out = tmp_path / "out"
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["stages"]) == {"teacher", "search", "winners", "export", "compare", "report"}
+    assert set(summary["stages"]) == {"teacher", "reference", "search", "winners", "export", "compare", "report"}
+    curve = summary["stages"]["teacher"]["history"]  # trained to a plateau: the best epoch is kept
+    best = max(range(len(curve)), key=lambda i: curve[i]["val_accuracy"])
+    assert summary["stages"]["teacher"]["best_epoch"] == curve[best]["epoch"]
+    assert len(curve) == 3 or (summary["stages"]["teacher"]["stopped_early"] and len(curve) == curve[best]["epoch"] + 1)
     winners = summary["stages"]["winners"]["winners"]
     teacher_val = json.loads((out / "search" / "pareto.json").read_text())["teacher"]["accuracy"]
     good = [w for w in winners if w["final"]["accuracy"] >= 0.97 * teacher_val]  # the rule, worked out here
@@ -74,14 +79,16 @@ export: {{seq: 32, rounds: 2}}
     assert (shared / "results" / "report.html").exists() and (shared / "results" / "winners" / "winner-1" / "model.onnx").exists()
     assert list((shared / "search" / "search").glob("*/checkpoint_*"))
     compare = json.loads((out / "compare.json").read_text())["rows"]
-    assert set(compare) == {f"{n}/{p}" for n in ["teacher"] + [w["name"] for w in winners] for p in ("fp32", "int8")}
+    assert set(compare) == {f"{n}/{p}" for n in ["teacher", "reference"] + [w["name"] for w in winners] for p in ("fp32", "int8")}
+    assert summary["reference"]["test_accuracy"] == json.loads((out / "reference_bundle" / "manifest.json").read_text())["accuracy_fp32"]
     row = compare[f"{chosen}/fp32"]  # the speed-up is the measured ratio, and the winner is smaller
     assert row["speedup_vs_teacher_fp32"] == pytest.approx(compare["teacher/fp32"]["latency_ms_p50"] / row["latency_ms_p50"])
     assert row["size_mb"] < compare["teacher/fp32"]["size_mb"]
 
     page = _Page()
     page.feed((out / "report.html").read_text())
-    assert {"headline", "comparison", "pareto", "confusion", "trials", "job"} <= page.ids
+    assert {"headline", "comparison", "training", "pareto", "confusion", "trials", "job"} <= page.ids
+    assert "fine-tuned directly" in (out / "report.html").read_text()
     assert page.images and all(src.startswith("data:image/png;base64,") for src in page.images)
     assert not page.external and page.scripts == 0 and page.tables >= 4
 

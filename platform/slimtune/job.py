@@ -2,6 +2,8 @@
 CLI and the Python API build (see slimtune.settings), checked whole before any work.
 
     model, out, teacher, storage   the job's own keys
+    reference                      a small pretrained model fine-tuned directly with the finetune
+                                   settings: what a user would do without slimtune, in the report
     data:      DataSpec      (source, text_column, label_column, max_train_samples, seed, ...)
     finetune:  FinetuneSpec  (epochs, batch_size, lr, max_length, workers, use_gpu, ...)
     search:    SearchSpec    (space, constraints, trials, concurrency, sampler, objectives, ...)
@@ -67,6 +69,9 @@ class JobSpec:
     search: SearchSpec
     winners: WinnersSpec = field(default_factory=WinnersSpec)
     export: ExportSpec | None = None
+    reference: FinetuneSpec | None = None
+    """`reference:` fine-tuned directly on the same rows, epochs and patience as the teacher, then
+    exported and timed beside it: the baseline the winners have to beat."""
 
     @property
     def teacher_dir(self) -> str:
@@ -79,7 +84,7 @@ _OWNED = {
     SearchSpec: ("teacher", "data", "out", "storage", "seed", "resume", "max_length", "seq"),
     ExportSpec: ("model", "data", "out", "seed"),
 }
-_TOP = {"model": str, "out": str, "teacher": str | None, "storage": str | None}
+_TOP = {"model": str, "out": str, "teacher": str | None, "storage": str | None, "reference": str | None}
 _SECTIONS = ("data", "finetune", "search", "winners", "export")
 
 
@@ -138,8 +143,15 @@ def build_job(raw: dict, job_dir: Path) -> JobSpec:
         winners = build_section(WinnersSpec, raw.get("winners") or {}, "winners")
     except SlimtuneError as exc:
         raise SlimtuneError(f"job: {exc}") from None
+    reference = None
+    if top.get("reference"):
+        from slimtune.models import resolve_model
+
+        resolve_model(top["reference"], "job: reference")  # a bad name fails now
+        reference = dataclasses.replace(finetune, model=top["reference"], out=str(out / "reference"),
+                                        storage=_storage(storage, out, "reference-checkpoints"))
     return JobSpec(model=model, out=str(out), teacher=teacher, storage=storage, data=data, finetune=finetune,
-                   search=search, winners=winners, export=export)
+                   search=search, winners=winners, export=export, reference=reference)
 
 
 def _apply_override(raw: dict, item: str) -> None:

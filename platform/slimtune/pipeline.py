@@ -1,6 +1,7 @@
 """`slimtune run JOB.yaml`: the whole job, stage by stage, each stage's outputs kept on disk.
 
     1 teacher   fine-tune (or take `teacher:` as given)           OUT/teacher/
+                and the `reference:` small model fine-tuned directly OUT/reference/
     2 search    Ray Tune + Optuna over the space                  OUT/search/ (trials.csv, pareto.*)
     3 winners   a few front members distilled again, full budget; one chosen   OUT/final/<name>/
     4 export    ONNX fp32 + int8 bundles, teacher and winners     OUT/teacher_bundle/, OUT/winners/<name>/
@@ -47,8 +48,9 @@ class Winner:
 
 
 def _bundle_dir(out: Path, name: str) -> Path:
-    """Where a model's bundle goes: the teacher's beside the winners', each winner's by name."""
-    return out / "teacher_bundle" if name == "teacher" else out / "winners" / name
+    """Where a model's bundle goes: the teacher's and the reference's beside the winners', each
+    winner's by name."""
+    return out / f"{name}_bundle" if name in ("teacher", "reference") else out / "winners" / name
 
 
 def _stage(n: int, text: str) -> None:
@@ -68,6 +70,20 @@ def _teacher_stage(job: JobSpec, data, resume: bool) -> Result:
         return Result(str(folder), json.loads((folder / "metrics.json").read_text()))
     _stage(1, f"fine-tuning {job.model}")
     return Result(str(folder), run_finetune(job.finetune, data))
+
+
+def _reference_stage(job: JobSpec, data) -> Result | None:
+    """The small model fine-tuned directly: what the winners must beat. Kept across resumes."""
+    from slimtune.train.finetune import run_finetune
+
+    if job.reference is None:
+        return None
+    folder = Path(job.reference.out)
+    if (folder / "metrics.json").exists() and (folder / "model" / "config.json").exists():
+        log.info(f"reference {job.reference.model}: already fine-tuned in {folder}")
+        return Result(str(folder), json.loads((folder / "metrics.json").read_text()))
+    log.info(f"reference: fine-tuning {job.reference.model} directly, the same rows and epochs as the teacher")
+    return Result(str(folder), run_finetune(job.reference, data))
 
 
 def _search_stage(job: JobSpec, data, resume: bool):
@@ -168,10 +184,13 @@ def _winners_stage(job: JobSpec, data, winners: list[Winner], out: Path) -> list
     return winners
 
 
-def _export_stage(job: JobSpec, data, teacher: str, winners: list[Winner], out: Path) -> dict:
+def _export_stage(job: JobSpec, data, teacher: str, winners: list[Winner], out: Path,
+                  reference: Result | None = None) -> dict:
     from slimtune.exporting.bundle import run_export
 
     targets = {"teacher": teacher, **{w.name: str(out / "final" / w.name / "model") for w in winners}}
+    if reference is not None:
+        targets["reference"] = reference.path
     _stage(4, f"ONNX bundles of the teacher and {len(winners)} winner(s)")
     manifests = {}
     for name, model in targets.items():
@@ -277,7 +296,13 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     t0 = time.perf_counter()
     teacher = _teacher_stage(job, data, resume)
     done("teacher", t0, dir=teacher.path, **{k: teacher.metrics.get(k) for k in
-                                              ("accuracy", "f1_macro", "num_parameters", "train_seconds", "train")})
+                                              ("accuracy", "f1_macro", "num_parameters", "train_seconds", "train",
+                                               "best_epoch", "stopped_early", "history")})
+    t0 = time.perf_counter()
+    reference = _reference_stage(job, data)
+    if reference is not None:
+        done("reference", t0, dir=reference.path, model=job.reference.model, **{
+            k: reference.metrics.get(k) for k in ("accuracy", "best_epoch", "history", "train_seconds")})
     t0 = time.perf_counter()
     search = _search_stage(job, data, resume)
     pareto = search.metrics
@@ -292,7 +317,7 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     log.info(f"chosen: {chosen}, {next(w.why for w in winners if w.chosen)}")
     done("winners", t0, winners=[dataclasses.asdict(w) for w in winners], chosen=chosen)
     t0 = time.perf_counter()
-    manifests = _export_stage(job, data, teacher.path, winners, out)
+    manifests = _export_stage(job, data, teacher.path, winners, out, reference)
     done("export", t0, bundles={n: str(_bundle_dir(out, n)) for n in manifests})
     t0 = time.perf_counter()
     compare = _compare_stage(job, manifests, out, resume)
@@ -302,6 +327,9 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     summary["teacher"] = compare["rows"]["teacher/fp32"]
     summary["winner"] = {"name": chosen, "bundle": str(_bundle_dir(out, chosen)), **compare["rows"][f"{chosen}/fp32"],
                          "int8": compare["rows"].get(f"{chosen}/int8")}
+    if reference is not None:
+        summary["reference"] = {"model": job.reference.model, **compare["rows"]["reference/fp32"],
+                                "int8": compare["rows"].get("reference/int8")}
     link = out / "winner"  # a stable name for the chosen bundle, whichever it is
     if link.is_symlink() or link.exists():
         link.unlink()

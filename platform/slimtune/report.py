@@ -2,8 +2,9 @@
 no scripts, nothing fetched), so it can be mailed or opened offline.
 
 Sections, each with a stable id a test can find: #headline, #comparison (teacher against the
-winners), #pareto (the search's plot), #confusion (the chosen winner's test confusion matrix),
-#trials (every trial, the front marked), #job (stage times and settings).
+winners, and the reference model fine-tuned directly), #training (the teacher's learning curve),
+#pareto (the search's plot), #confusion (the chosen winner's test confusion matrix), #trials
+(every trial, the front marked), #job (stage times and settings).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2.2rem;bo
 table{border-collapse:collapse;font-size:.88rem;margin:.6rem 0}
 th,td{padding:.3rem .6rem;border-bottom:1px solid #e4e7eb;text-align:right;white-space:nowrap}
 th{background:#f5f7fa;position:sticky;top:0}td.l,th.l{text-align:left}
-tr.front td{background:#fff4e6}tr.chosen td{background:#e6fcf5;font-weight:600}
+tr.front td{background:#fff4e6}tr.reference td{color:#616e7c;font-style:italic}tr.chosen td{background:#e6fcf5;font-weight:600}
 .scroll{max-height:420px;overflow:auto;border:1px solid #e4e7eb}.wide{overflow-x:auto}
 img{max-width:100%;border:1px solid #e4e7eb;border-radius:6px}
 .cm td{text-align:center;min-width:3.2rem}.note{color:#616e7c;font-size:.85rem}
@@ -59,14 +60,15 @@ def _comparison(summary: dict, manifests: dict) -> str:
     for key, r in compare.items():
         name = r["model"]
         m = manifests[name]
-        shape = "" if name == "teacher" else _shape(summary, name)
+        shape = ("" if name == "teacher" else f"{summary['reference']['model']}, fine-tuned directly"
+                 if name == "reference" else _shape(summary, name))
         rows.append([html.escape(name), r["precision"], shape, _fmt(r["test_accuracy"]),
                      _fmt(None if r["accuracy_vs_teacher_fp32"] is None else 100 * r["accuracy_vs_teacher_fp32"], 1) + " %",
                      _fmt(r["latency_ms_p50"], 2), _fmt(r["speedup_vs_teacher_fp32"], 2) + "×", _fmt(r["size_mb"], 1),
                      _fmt(compare["teacher/fp32"]["size_mb"] / r["size_mb"], 1) + "×",
                      f"{m['parity_max_abs_diff']:.1e}" if r["precision"] == "fp32" and m.get("parity_max_abs_diff") is not None
                      else "–"])
-        classes.append("chosen" if name == chosen else "")
+        classes.append("chosen" if name == chosen else "reference" if name == "reference" else "")
     return _table(["model", "precision", "shape", "test acc.", "of teacher", "p50 (ms)", "faster",
                    "MB", "smaller", "parity"], rows, classes, left=3)
 
@@ -75,7 +77,10 @@ def _shape(summary: dict, name: str) -> str:
     for w in summary["stages"]["winners"]["winners"]:
         if w["name"] == name:
             c = w["final"]["candidate"]
-            parts = [f"{'all' if c.get('layers') is None else c['layers']} layers"]
+            parts = [] if c.get("base", "teacher") == "teacher" else [f"from {c['base']}"]
+            parts.append(f"{'all' if c.get('layers') is None else c['layers']} layers")
+            if w["final"].get("hidden_size"):
+                parts.append(f"width {w['final']['hidden_size']}")
             for k, label in (("heads", "heads"), ("ffn", "FFN")):
                 if isinstance(c[k], list):  # one ratio per kept layer
                     parts.append(f"−({'/'.join(f'{100 * r:.0f}' for r in c[k])})% {label}")
@@ -85,6 +90,47 @@ def _shape(summary: dict, name: str) -> str:
                 parts.append(f"{w['final']['vocab_size']:,} pieces")
             return html.escape(", ".join(parts))
     return ""
+
+
+def _curve_svg(curves: dict[str, list[dict]], width: int = 520, height: int = 220) -> str:
+    """Validation accuracy per epoch, one line per model, as inline SVG (no scripts, no files)."""
+    points = [row["val_accuracy"] for rows in curves.values() for row in rows]
+    epochs = max(len(rows) for rows in curves.values())
+    low, high = min(points), max(points)
+    low, high = (low - 0.01, high + 0.01) if high - low < 0.02 else (low, high)
+    pad = 40
+    x = lambda e: pad + (e - 1) * (width - 2 * pad) / max(1, epochs - 1)  # noqa: E731
+    y = lambda v: height - pad + (low - v) * (height - 2 * pad) / (high - low)  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="validation accuracy per epoch">',
+             f'<text x="{pad}" y="16" font-size="12" fill="#616e7c">validation accuracy per epoch</text>',
+             f'<text x="4" y="{y(high) + 4:.0f}" font-size="11">{high:.3f}</text>',
+             f'<text x="4" y="{y(low) + 4:.0f}" font-size="11">{low:.3f}</text>']
+    for color, (name, rows) in zip(("#0b6e4f", "#c92a2a", "#1c7ed6"), curves.items()):
+        line = " ".join(f"{x(r['epoch']):.1f},{y(r['val_accuracy']):.1f}" for r in rows)
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{line}"/>')
+        parts += [f'<circle cx="{x(r["epoch"]):.1f}" cy="{y(r["val_accuracy"]):.1f}" r="3" fill="{color}"/>' for r in rows]
+        parts.append(f'<text x="{x(rows[-1]["epoch"]) + 6:.1f}" y="{y(rows[-1]["val_accuracy"]):.1f}" font-size="11" '
+                     f'fill="{color}">{html.escape(name)}</text>')
+    parts += [f'<text x="{x(e) - 3:.1f}" y="{height - pad + 16}" font-size="11">{e}</text>' for e in range(1, epochs + 1)]
+    return "".join(parts) + "</svg>"
+
+
+def _training(summary: dict) -> str:
+    """The teacher's (and the reference's) learning curve: was the teacher trained to teach?"""
+    stages = summary["stages"]
+    curves = {name: stages[name]["history"] for name in ("teacher", "reference")
+              if stages.get(name, {}).get("history")}
+    if not curves:
+        return '<p class="note">The teacher was given ready-trained: no learning curve.</p>'
+    rows = [[html.escape(name), r["epoch"], _fmt(r["train_loss"]), _fmt(r["val_accuracy"]), _fmt(r["val_f1_macro"]),
+             _fmt(r["seconds"], 1)] for name, history in curves.items() for r in history]
+    teacher = stages["teacher"]
+    note = (f"Best epoch {teacher.get('best_epoch')}; "
+            + ("stopped once validation accuracy stopped improving." if teacher.get("stopped_early")
+               else "ran every epoch it was given.")) if "teacher" in curves else ""
+    return (f'<p class="note">{html.escape(note)} The best epoch\'s weights are kept.</p>{_curve_svg(curves)}'
+            + _table(["model", "epoch", "train loss", "val. accuracy", "val. macro-F1", "seconds"], rows))
 
 
 def _constraints(pareto: dict) -> str:
@@ -122,8 +168,8 @@ def _trials(search_dir: Path, pareto: dict, chosen_trial: str) -> str:
     with path.open() as f:
         records = list(csv.DictReader(f))
     front = {str(r["trial_id"]) for r in pareto["front"]}
-    cols = [c for c in ("trial_id", "status", "accuracy", "test_accuracy", "latency_ms", "size_mb", "layers", "heads",
-                        "ffn", "importance", "temperature", "alpha", "hidden_weight", "lr", "epochs",
+    cols = [c for c in ("trial_id", "status", "accuracy", "test_accuracy", "latency_ms", "size_mb", "base", "layers",
+                        "heads", "ffn", "hidden", "hidden_size", "importance", "temperature", "alpha", "hidden_weight", "lr", "epochs",
                         "num_parameters", "trial_seconds") if records and c in records[0]]
     rows, classes = [], []
     for r in sorted(records, key=lambda r: float(r.get("latency_ms") or 1e9)):
@@ -135,7 +181,7 @@ def _trials(search_dir: Path, pareto: dict, chosen_trial: str) -> str:
             except ValueError:
                 pass
             cells.append(_fmt(v, 2 if c in ("latency_ms", "size_mb", "trial_seconds", "temperature", "alpha", "heads",
-                                            "ffn", "hidden_weight") else 6 if c == "lr" else 4))
+                                            "ffn", "hidden", "hidden_weight") else 6 if c == "lr" else 4))
         rows.append(cells)
         tid = str(r["trial_id"])
         classes.append("chosen" if tid == chosen_trial else "front" if tid in front else "")
@@ -159,6 +205,11 @@ def write_report(out: Path, summary: dict, pareto: dict, manifests: dict) -> Pat
     if int8:
         cards.append((f"{int8['speedup_vs_teacher_fp32']:.1f}×", f"int8: {int8['latency_ms_p50']:.2f} ms, "
                       f"test accuracy {int8['test_accuracy']:.4f}"))
+    ref = summary.get("reference")
+    if ref:
+        cards.append((f"{ref['latency_ms_p50'] / w['latency_ms_p50']:.1f}× faster",
+                      f"than {ref['model']} fine-tuned directly, at {100 * (w['test_accuracy'] - ref['test_accuracy']):+.1f} "
+                      f"points of test accuracy ({ref['test_accuracy']:.4f})"))
     card_html = "".join(f"<div class=card><b>{html.escape(a)}</b><span>{html.escape(b)}</span></div>" for a, b in cards)
     compare = summary["stages"]["compare"]
     timings = _table(["stage", "seconds"], [[s, _fmt(v, 1)] for s, v in summary["seconds"].items()])
@@ -173,11 +224,14 @@ chosen winner <code>{html.escape(w['name'])}</code> (trial {html.escape(str(chos
 bundle <code>{html.escape(w['bundle'])}</code>.</p>
 <div class="cards">{card_html}</div>
 </section>
-<section id="comparison"><h2>Teacher against the winners</h2>
+<section id="comparison"><h2>Teacher against the winners{" and the reference" if summary.get("reference") else ""}</h2>
 <p class="note">Test accuracy from the bundles themselves (onnxruntime, no torch). Latency: ONNX Runtime, batch 1,
 {compare['seq']} tokens, {compare['threads']} thread(s), all models timed in turns in one process, median of
 {compare['rounds']} rounds. Speed-up is against the teacher's fp32 bundle.</p>
 <div class="wide">{_comparison(summary, manifests)}</div>
+</section>
+<section id="training"><h2>Training the teacher</h2>
+{_training(summary)}
 </section>
 <section id="pareto"><h2>Search: accuracy against latency</h2>
 <p class="note">{pareto['trials_finished']} trials finished, {pareto['trials_failed']} failed; sampler {html.escape(str(pareto.get('sampler')))}.

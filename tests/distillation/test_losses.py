@@ -36,6 +36,33 @@ def test_cached_logits_give_the_live_teachers_loss(setup):
     assert torch.allclose(with_cache, live, atol=1e-5)
 
 
+def test_cached_hidden_states_give_the_live_teachers_loss(setup):
+    """fp16 ragged targets, gathered per batch: the loss matches the live teacher's to fp16 precision,
+    and the hidden part is not vacuous (a student far from the teacher has a large hidden loss)."""
+    from slimtune.distillation.cache import teacher_hidden
+
+    tok, split, teacher = setup
+    scale = 10.0  # states of order 1 or more, so a relative tolerance means something
+    cache = teacher_hidden(teacher, "/nonexistent/tiny-teacher", split, tok.pad_token_id, "fp-hidden-test", 32, [1, 0])
+    assert cache.lengths_match(split) and set(cache.layers) == {0, 1}
+    again = teacher_hidden(teacher, "/nonexistent/tiny-teacher", split, tok.pad_token_id, "fp-hidden-test", 32, [1])
+    assert torch.equal(again.layers[1], cache.layers[1])  # read back from disk, not recomputed differently
+    torch.manual_seed(0)
+    spec = LossSpec(alpha=1.0, hidden_weight=scale)
+    student = DistillModule(build_tiny_bert(vocab_size=len(tok)), 32, spec, [1, 0]).eval()
+    with torch.no_grad():  # the tiny BERT is built seeded: move the student away from the teacher
+        for p in student.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    batch = _batch(tok, split, [5, 17, 2, 40, 33, 60])
+    logits_only = DistillLoss(LossSpec(alpha=1.0), [1, 0], teacher_logits=compute_logits(teacher, split, tok.pad_token_id))
+    cached = DistillLoss(spec, [1, 0], teacher_logits=logits_only.teacher_logits, teacher_hidden=cache)
+    live = DistillLoss(spec, [1, 0], teacher_logits=logits_only.teacher_logits, teacher=teacher)
+    assert not cached.needs_live and live.needs_live
+    a, b = cached(student, batch), live(student, batch)
+    assert a - logits_only(student, batch) > 1.0  # the hidden term carries weight
+    assert torch.allclose(a, b, rtol=2e-3)
+
+
 def test_logit_loss_is_cross_entropy_at_alpha_zero_and_zero_for_a_copy():
     s = torch.randn(4, 3)
     labels = torch.tensor([0, 2, 1, 1])

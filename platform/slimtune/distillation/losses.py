@@ -6,8 +6,9 @@
 - attention: KL between attention distributions of mapped layers, head by head when the head
   counts match, else between head-averaged maps.
 
-The teacher's logits come from a cache (computed once per data and teacher); hidden states and
-attention maps, too large to keep for every example, come from the live teacher when asked for.
+The teacher's logits come from a cache (computed once per data and teacher), and so do its hidden
+states when a `HiddenCache` is given (fp16, the mapped layers only in memory); attention maps, too
+large to keep for every example, come from the live teacher when asked for.
 """
 
 from __future__ import annotations
@@ -92,17 +93,20 @@ class DistillModule(nn.Module):
 
 
 class DistillLoss:
-    """`loss_fn` for the training loop: cached teacher logits, live teacher for the rest."""
+    """`loss_fn` for the training loop: cached teacher logits (and hidden states when a cache is
+    given), the live teacher for the rest."""
 
     def __init__(self, spec: LossSpec, layer_map: list[int], teacher_logits: torch.Tensor | None = None,
-                 teacher=None, teacher_split=None, teacher_pad_id: int | None = None):
+                 teacher=None, teacher_split=None, teacher_pad_id: int | None = None, teacher_hidden=None):
         self.spec = spec
         self.layer_map = layer_map
         self.teacher_logits = teacher_logits
         self.teacher = teacher
         self.teacher_split = teacher_split  # teacher-tokenized training texts, by example index
         self.teacher_pad_id = teacher_pad_id
-        self.needs_live = teacher_logits is None or spec.hidden_weight > 0 or spec.attention_weight > 0
+        self.teacher_hidden = teacher_hidden if spec.hidden_weight > 0 else None  # a HiddenCache
+        self.live_hidden = spec.hidden_weight > 0 and self.teacher_hidden is None
+        self.needs_live = teacher_logits is None or self.live_hidden or spec.attention_weight > 0
 
     def _live(self, batch, device):
         from slimtune.data.tokenize import PadCollator
@@ -115,7 +119,7 @@ class DistillLoss:
         self.teacher.to(device).eval()
         with torch.no_grad():
             return self.teacher(input_ids=t_batch["input_ids"], attention_mask=t_batch["attention_mask"],
-                                output_hidden_states=self.spec.hidden_weight > 0,
+                                output_hidden_states=self.live_hidden,
                                 output_attentions=self.spec.attention_weight > 0)
 
     def __call__(self, model, batch) -> torch.Tensor:
@@ -130,7 +134,10 @@ class DistillLoss:
         loss = logit_loss(out.logits, target, batch["labels"], s.temperature, s.alpha)
         mask = batch["attention_mask"]
         if s.hidden_weight > 0:
-            teacher_states = [live.hidden_states[t + 1] for t in self.layer_map]
+            if self.teacher_hidden is not None:
+                teacher_states = [h.to(device) for h in self.teacher_hidden.batch(batch["index"], mask, self.layer_map)]
+            else:
+                teacher_states = [live.hidden_states[t + 1] for t in self.layer_map]
             loss = loss + s.hidden_weight * hidden_loss(out.hidden, teacher_states, mask)
         if s.attention_weight > 0:
             teacher_maps = [live.attentions[t] for t in self.layer_map]

@@ -88,6 +88,11 @@ def _student(spec: DistillSpec, teacher_dir: str, teacher_tok, label_names, attn
     return load_classifier(resolved, label_names, attn), load_tokenizer(resolved, "--student"), resolved
 
 
+def uniform_layer_map(n_student: int, n_teacher: int) -> list[int]:
+    """Student layer i learns from the last teacher layer of its block of n_teacher / n_student."""
+    return [round((i + 1) * n_teacher / n_student) - 1 for i in range(n_student)]
+
+
 def _layer_map(spec: DistillSpec, student_dir: str | None, n_student: int, n_teacher: int) -> list[int]:
     from slimtune.models.load import read_model_info
 
@@ -97,8 +102,8 @@ def _layer_map(spec: DistillSpec, student_dir: str | None, n_student: int, n_tea
         pruned = read_model_info(student_dir).get("pruned", {}) if student_dir and Path(student_dir).is_dir() else {}
         if pruned.get("kept_layers") and len(pruned["kept_layers"]) == n_student:
             mapping = list(pruned["kept_layers"])  # a pruned student learns from the layers it came from
-        else:  # uniform: student layer i <- the last teacher layer of its block
-            mapping = [round((i + 1) * n_teacher / n_student) - 1 for i in range(n_student)]
+        else:
+            mapping = uniform_layer_map(n_student, n_teacher)
     if len(mapping) != n_student or not all(0 <= t < n_teacher for t in mapping):
         raise SlimtuneError(f"--layer-map: give {n_student} teacher layers in 0..{n_teacher - 1}, got {mapping}")
     return mapping
@@ -110,7 +115,7 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     import torch
 
     from slimtune.data.tokenize import encode_data
-    from slimtune.distillation.cache import teacher_logits
+    from slimtune.distillation.cache import teacher_hidden, teacher_logits
     from slimtune.distillation.losses import DistillLoss, DistillModule
     from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
     from slimtune.models.load import provenance
@@ -145,8 +150,12 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
                 "--hidden-weight/--attention-weight: teacher and student tokenize the texts into different "
                 "lengths, so positions do not line up; use logit distillation only (both weights 0)"
             )
-    loss_fn = DistillLoss(spec.loss, mapping, teacher_logits=logits,
-                          teacher=teacher if (spec.loss.hidden_weight or spec.loss.attention_weight) else None,
+    hidden = None
+    if spec.loss.hidden_weight:  # read from disk each step instead of a teacher forward per step
+        hidden = teacher_hidden(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id, data.fingerprint,
+                                spec.max_length, mapping)
+    loss_fn = DistillLoss(spec.loss, mapping, teacher_logits=logits, teacher_hidden=hidden,
+                          teacher=teacher if spec.loss.attention_weight else None,
                           teacher_split=None if same_tokens else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
     module = DistillModule(student, teacher.config.hidden_size, spec.loss, mapping)
     train_spec = spec.train

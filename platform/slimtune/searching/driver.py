@@ -149,6 +149,17 @@ def check_space(space, constraints: Constraints | None, teacher: TeacherInfo) ->
     return loaded
 
 
+def _finetune_test_accuracy(teacher_dir: str, fingerprint: str, max_length: int) -> float | None:
+    """The teacher's test accuracy from its `slimtune finetune` metrics, when they are of this data."""
+    path = Path(teacher_dir).parent / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = metrics.get("data", {}).get("fingerprint") == fingerprint and metrics.get("max_length") == max_length
+    return metrics.get("accuracy") if same else None
+
+
 def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, saved: dict | None = None):
     """(Shared, teacher metrics): the data, tokens, teacher weights and logits every trial reads,
     and the teacher measured the way every trial is (validation/test accuracy, ONNX latency).
@@ -165,7 +176,9 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     teacher_dir = resolve_model(spec.teacher, "--teacher")
     if Path(teacher_dir).exists():  # trials run in their own working folders: hand them absolute paths
         teacher_dir = str(Path(teacher_dir).resolve())
-    data = subsample_train(data if data is not None else load_data(spec.data), spec.max_train_samples, spec.seed)
+    data = data if data is not None else load_data(spec.data)
+    known_test = _finetune_test_accuracy(teacher_dir, data.fingerprint, spec.max_length)
+    data = subsample_train(data, spec.max_train_samples, spec.seed)
     tokenizer = load_tokenizer(teacher_dir, "--teacher")
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     encoded = encode_data(data, tokenizer, spec.max_length)
@@ -192,8 +205,9 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     folder.mkdir(parents=True, exist_ok=True)
     latency, size = measure_latency_ms(teacher, folder, seq, spec.latency_threads)
     val = evaluate(teacher, encoded["validation"], data.num_labels, tokenizer.pad_token_id)
-    test = evaluate(teacher, encoded["test"], data.num_labels, tokenizer.pad_token_id)
-    teacher_metrics = {"accuracy": val["accuracy"], "test_accuracy": test["accuracy"], "latency_ms": latency,
+    if known_test is None:  # a big teacher's test pass costs minutes: skip it when finetune measured it
+        known_test = evaluate(teacher, encoded["test"], data.num_labels, tokenizer.pad_token_id)["accuracy"]
+    teacher_metrics = {"accuracy": val["accuracy"], "test_accuracy": known_test, "latency_ms": latency,
                        "size_mb": size, "num_parameters": sum(p.numel() for p in teacher.parameters()),
                        "model_path": teacher_dir}
     log.info(f"teacher: validation accuracy {val['accuracy']:.4f}, latency {latency:.2f} ms (ONNX fp32, batch 1, "

@@ -69,42 +69,52 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     `train_fn` (default: the plain loop in this process) trains the distillation module in
     place and returns its TrainResult; the search driver passes a Ray Train one for trials that
     run on several workers."""
-    from slimtune import __version__
-    from slimtune.data.tokenize import encode
+    from slimtune import __version__, log
+    from slimtune.distillation.cache import teacher_hidden
     from slimtune.distillation.losses import DistillLoss, DistillModule, LossSpec
+    from slimtune.distillation.run import uniform_layer_map
     from slimtune.models.vocab import prune_to_data
     from slimtune.models.load import save_model
-    from slimtune.models.surgery import encoder_flops
+    from slimtune.models.surgery import encoder_flops, encoder_layers
     from slimtune.pruning.run import _calibration, apply_pruning
     from slimtune.train.loop import TrainSpec, evaluate, train
-    from transformers import AutoTokenizer
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(shared.seed)
-    # attention maps need eager attention (sdpa returns none); the student is a copy of the teacher
-    teacher = teacher_model(shared, "eager" if candidate.attention_weight else None)
-    student = copy.deepcopy(teacher)
+    attn = "eager" if candidate.attention_weight else None  # attention maps need eager attention (sdpa has none)
+    teacher = teacher_model(shared, attn)
+    student, tokenizer, encoded, source = _base(candidate, shared, teacher, attn)
     calibration = None
-    if candidate.importance == "taylor" and (candidate.heads or candidate.ffn):
-        calibration = _calibration(shared.encoded["train"], shared.pad_token_id, shared.batch_size, 4, shared.seed)
-    kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, layers=candidate.layers,
-                         importance=candidate.importance, calibration=calibration)
-    tokenizer = AutoTokenizer.from_pretrained(shared.tokenizer_dir)
-    encoded, vocab = shared.encoded, {"vocab_size": len(tokenizer), "vocab": "full"}
+    if candidate.importance == "taylor" and (candidate.heads or candidate.ffn or candidate.hidden):
+        calibration = _calibration(encoded["train"], tokenizer.pad_token_id, shared.batch_size, 4, shared.seed)
+    n_base = len(encoder_layers(student))
+    kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, hidden=candidate.hidden,
+                         layers=candidate.layers, importance=candidate.importance, calibration=calibration)
+    vocab = {"vocab_size": len(tokenizer), "vocab": "full"}
     if (candidate.vocab or shared.vocab) == "data":
-        student, tokenizer, vocab = prune_to_data(student, tokenizer, shared.encoded["train"])
+        student, tokenizer, vocab = prune_to_data(student, tokenizer, encoded["train"])
         vocab["vocab"] = "data"
         # training texts keep their pieces (new ids); validation and test texts may split differently
-        encoded = {split: encode(shared.texts[split], shared.encoded[split].labels, tokenizer, shared.max_length)
-                   for split in ("train", "validation", "test")}
+        encoded = _encode(shared, tokenizer)
     pad = tokenizer.pad_token_id
-    loss_spec = LossSpec(temperature=candidate.temperature, alpha=candidate.alpha, hidden_weight=candidate.hidden_weight,
-                         attention_weight=candidate.attention_weight)
-    mapping = kept["kept_layers"]
+    # a student cut from the teacher learns from the layers it kept; another base from evenly spaced ones
+    mapping = (kept["kept_layers"] if candidate.base == "teacher"
+               else uniform_layer_map(len(kept["kept_layers"]), len(encoder_layers(teacher))))
+    aligned = encoded is shared.encoded or _same_lengths(encoded["train"], shared.encoded["train"])
+    hidden_weight = candidate.hidden_weight if aligned else 0.0  # positions must line up token for token
+    attention_weight = candidate.attention_weight if aligned else 0.0
+    if (candidate.hidden_weight or candidate.attention_weight) and not aligned:
+        log.info(f"base {candidate.base}: its tokens do not line up with the teacher's; logits only")
+    loss_spec = LossSpec(temperature=candidate.temperature, alpha=candidate.alpha, hidden_weight=hidden_weight,
+                         attention_weight=attention_weight)
     module = DistillModule(student, teacher.config.hidden_size, loss_spec, mapping)
-    live = candidate.hidden_weight or candidate.attention_weight  # else the cached logits are enough
-    loss_fn = DistillLoss(loss_spec, mapping, teacher_logits=shared.teacher_logits, teacher=teacher if live else None,
+    hidden_cache = None
+    if hidden_weight:
+        hidden_cache = teacher_hidden(teacher, shared.tokenizer_dir, shared.encoded["train"], shared.pad_token_id,
+                                      shared.data_fingerprint, shared.max_length, mapping)
+    loss_fn = DistillLoss(loss_spec, mapping, teacher_logits=shared.teacher_logits,
+                          teacher=teacher if attention_weight else None, teacher_hidden=hidden_cache,
                           teacher_split=None if encoded is shared.encoded else shared.encoded["train"],
                           teacher_pad_id=shared.pad_token_id)
     spec = TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
@@ -116,7 +126,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     student = student.cpu()  # trained on a GPU when the trial has one; timed and saved on the CPU
     latency, onnx_mb = measure_latency_ms(student, folder, shared.seq, shared.threads)
     save_model(student, tokenizer, folder / "model", {
-        "slimtune_version": __version__, "source_model": shared.tokenizer_dir, "teacher": shared.tokenizer_dir,
+        "slimtune_version": __version__, "source_model": source, "teacher": shared.tokenizer_dir,
         "data_fingerprint": shared.data_fingerprint, "label_names": list(shared.label_names),
         "max_length": shared.max_length, "pruned": kept, "vocab": vocab, "candidate": candidate.as_dict()})
     return {
@@ -130,5 +140,32 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         "trial_seconds": time.perf_counter() - started,
         "lr": record.lr,
         "vocab_size": vocab["vocab_size"],
+        "hidden_size": student.config.hidden_size,
+        "base_layers": n_base,
         "model_path": str(folder / "model"),
     }
+
+
+def _encode(shared: Shared, tokenizer) -> dict:
+    from slimtune.data.tokenize import encode
+
+    return {split: encode(shared.texts[split], shared.encoded[split].labels, tokenizer, shared.max_length)
+            for split in ("train", "validation", "test")}
+
+
+def _same_lengths(a, b) -> bool:
+    return all(len(x) == len(y) for x, y in zip(a.input_ids, b.input_ids))
+
+
+def _base(candidate: Candidate, shared: Shared, teacher, attn: str | None):
+    """(student before pruning, its tokenizer, the data in its tokens, where it came from): a copy of
+    the teacher, or another pretrained model with a new head for the teacher's labels."""
+    from transformers import AutoTokenizer
+
+    if candidate.base == "teacher":
+        return copy.deepcopy(teacher), AutoTokenizer.from_pretrained(shared.tokenizer_dir), shared.encoded, shared.tokenizer_dir
+    from slimtune.models import load_classifier, load_tokenizer, resolve_model
+
+    resolved = resolve_model(candidate.base, "space: knob base")
+    tokenizer = load_tokenizer(resolved, "space: knob base")
+    return load_classifier(resolved, shared.label_names, attn), tokenizer, _encode(shared, tokenizer), candidate.base

@@ -12,6 +12,7 @@ trial trains. Replay one point with `optuna.trial.FixedTrial`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -56,11 +57,17 @@ class Candidate:
     """One student, as a trial samples it: taken from the teacher, then distilled."""
 
     layers: int | None = None
-    """Teacher layers kept, evenly spaced, the last always kept; None keeps all."""
+    """Layers of the base kept, evenly spaced, the last always kept; None keeps all."""
     heads: Ratio = 0.0
     """Fraction of attention heads removed: one ratio for every layer, or one per kept layer."""
     ffn: Ratio = 0.0
     """Fraction of FFN neurons removed: one ratio, or one per kept layer."""
+    hidden: float = 0.0
+    """Fraction of the hidden size removed (the residual stream, embeddings and every projection)."""
+    base: str = "teacher"
+    """What the student is cut from: "teacher" (a copy of it), or another pretrained model (a name
+    such as builtin:minilm-l6, or a folder) that gets a new head and learns from the teacher's
+    logits (and hidden states where its tokens line up with the teacher's)."""
     importance: str = "magnitude"
     """How units are ranked before removal: magnitude or taylor."""
     temperature: float = 2.0
@@ -86,6 +93,8 @@ class Candidate:
             "layers": self.layers is None or self.layers >= 1,
             "heads": all(0 <= r < 1 for r in _ratios(self.heads)),
             "ffn": all(0 <= r < 1 for r in _ratios(self.ffn)),
+            "hidden": 0 <= self.hidden < 1,
+            "base": isinstance(self.base, str) and bool(self.base),
             "importance": self.importance in ("magnitude", "taylor"),
             "temperature": self.temperature > 0,
             "alpha": 0 <= self.alpha <= 1,
@@ -105,11 +114,14 @@ class Candidate:
                                     "give one ratio, or one per kept layer")
 
     def check_against(self, teacher: TeacherInfo) -> None:
-        """Fail now, with the knob's name, on what only the teacher's shape can rule out."""
-        if self.layers is not None and self.layers > teacher.num_layers:
-            raise SlimtuneError(f"space: knob layers={self.layers} but the teacher has {teacher.num_layers} layers; "
-                                "take the range from teacher.num_layers")
-        kept = self.layers or teacher.num_layers
+        """Fail now, with the knob's name, on what only the teacher's (or the base's) shape can rule out."""
+        total, what = teacher.num_layers, "the teacher"
+        if self.base != "teacher":
+            total, what = base_layers(self.base), f"base {self.base}"
+        if self.layers is not None and self.layers > total:
+            raise SlimtuneError(f"space: knob layers={self.layers} but {what} has {total} layers; "
+                                "take the range from teacher.num_layers (or the base's own count)")
+        kept = self.layers or total
         for knob in ("heads", "ffn"):
             value = getattr(self, knob)
             if isinstance(value, tuple) and len(value) != kept:
@@ -118,6 +130,14 @@ class Candidate:
     def as_dict(self) -> dict:
         """JSON-ready knob values (per-layer ratios as lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@functools.lru_cache(maxsize=None)
+def base_layers(base: str) -> int:
+    """Encoder layers of a base model, from its config alone (a bad name fails with the knob's)."""
+    from slimtune.models import load_config, resolve_model
+
+    return load_config(resolve_model(base, "space: knob base"), "space: knob base").num_hidden_layers
 
 
 def _ratios(value: Ratio) -> tuple[float, ...]:

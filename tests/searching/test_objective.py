@@ -1,0 +1,35 @@
+"""One trial in this process: a student from another pretrained base, narrowed, distilled with
+cached hidden-state targets; saved so that it reloads exactly."""
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+
+def test_student_from_another_base_narrowed_and_reloaded(trained_tiny_dir, tiny_model_dir, texts_csv, tmp_path):
+    from slimtune.data import DataSpec
+    from slimtune.models import load_classifier
+    from slimtune.models.load import read_model_info
+    from slimtune.searching.driver import SearchSpec, build_shared
+    from slimtune.searching.objective import run_candidate
+    from slimtune.searching.space import Candidate
+    from tests.helpers import build_tokenizer
+
+    spec = SearchSpec(teacher=str(trained_tiny_dir), data=DataSpec(str(texts_csv)), space="unused.py",
+                      out=str(tmp_path / "s"), max_train_samples=None, max_length=32, seq=32)
+    shared, _ = build_shared(spec, measure_teacher=False)
+    candidate = Candidate(base=str(tiny_model_dir), layers=1, hidden=0.5, heads=0.5, hidden_weight=1.0,
+                          lr=3e-3, epochs=1)
+    metrics = run_candidate(candidate, shared, tmp_path / "trial")
+    assert metrics["hidden_size"] == 16 and metrics["base_layers"] == 2
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["latency_ms"] > 0
+    folder = tmp_path / "trial" / "model"
+    info = read_model_info(folder)
+    assert info["source_model"] == str(tiny_model_dir) and info["shape"]["head_size"] == 8
+    model = load_classifier(str(folder), shared.label_names).eval()
+    assert model.config.hidden_size == 16 and model.config.num_hidden_layers == 1
+    ids = torch.tensor([build_tokenizer()("good film")["input_ids"]])
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    assert logits.shape == (1, 2)
