@@ -94,18 +94,21 @@ def test_prune_then_distill_end_to_end(tiny_model_dir, texts_csv, tmp_path):
     assert proc.returncode == 0, proc.stderr
     pruned = tmp_path / "pruned"
     proc, _ = slimtune("prune", "--model", teacher, "--data", texts_csv, "--out", pruned,
-                       "--layers", "1", "--heads", "0.5", "--ffn", "0.5", "--importance", "taylor")
+                       "--layers", "1", "--heads", "0.5", "--ffn", "0.5", "--hidden", "0.5", "--importance", "taylor")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((pruned / "metrics.json").read_text())
+    assert metrics["pruned"]["hidden_size"] == 16
     for key in ("accuracy", "f1_macro", "num_parameters", "encoder_flops", "size_mb"):
         assert key in metrics
     assert metrics["flops_ratio"] < 0.3 and metrics["pruned"]["kept_layers"] == [1]
-    student = tmp_path / "student"
+    student = tmp_path / "student"  # narrower than the teacher: hidden states through a projection, from the cache
     proc, _ = slimtune("distill", "--teacher", teacher, "--student", pruned, "--data", texts_csv, "--out", student,
-                       "--epochs", "2", "--batch-size", "16", "--lr", "3e-3", "--workers", "0")
+                       "--epochs", "3", "--patience", "1", "--batch-size", "16", "--lr", "3e-3", "--hidden-weight", "0.5",
+                       "--workers", "0")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((student / "metrics.json").read_text())
     assert metrics["layer_map"] == [1]  # the pruned student learns from the layer it came from
+    assert "caching the teacher's hidden states of" in proc.stderr
     assert metrics["encoder_flops"] < metrics["teacher"]["encoder_flops"]
     assert metrics["accuracy"] >= 0.9
 

@@ -73,3 +73,19 @@ def test_eval_is_padding_invariant(splits):
     single = evaluate(model, val_split, 2, tok.pad_token_id, batch_size=1)
     assert batched["confusion"] == single["confusion"]
     assert sum(map(sum, batched["confusion"])) == len(val_split)  # every example scored once
+
+
+def test_patience_stops_at_the_plateau_and_keeps_the_best_epoch(splits):
+    """At a learning rate too small to move validation accuracy, epoch 1 stays the best: patience p
+    stops after epoch 1 + p, while the same run without patience takes every epoch."""
+    _, full = _fit(splits, epochs=4, lr=1e-9)
+    assert len(full.history) == 4 and not full.stopped_early
+    for patience in (1, 2):
+        _, result = _fit(splits, epochs=4, lr=1e-9, patience=patience)
+        assert result.stopped_early and result.best_epoch == 1
+        assert len(result.history) == 1 + patience
+        assert [r["val_accuracy"] for r in result.history] == [r["val_accuracy"] for r in full.history[: 1 + patience]]
+    _, learning = _fit(splits, epochs=2, patience=1)  # improving runs are not cut short
+    assert len(learning.history) == 2 and not learning.stopped_early
+    with pytest.raises(SlimtuneError, match="--patience"):
+        TrainSpec(patience=0)

@@ -119,8 +119,8 @@ class LocalContext:
         return model
 
     def train_loader(self, dataset, batch_size, collate, seed, epoch):
-        generator = torch.Generator().manual_seed(seed + epoch)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator)
+        return DataLoader(dataset, batch_sampler=length_grouped_batches(dataset, batch_size, seed, epoch),
+                          collate_fn=collate)
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor
@@ -130,6 +130,31 @@ class LocalContext:
 
     def end_epoch(self, make_state: Callable[[], dict], metrics: dict) -> None:
         pass
+
+
+def length_grouped_batches(dataset, batch_size: int, seed: int, epoch: int, rank: int = 0,
+                           world_size: int = 1, group: int = 50) -> list[list[int]]:
+    """This rank's batches for one epoch: shuffled, then sorted by length within groups of
+    `group` global batches, cut into batches, and the batches shuffled again. Each batch is padded
+    to its own longest text, so similar lengths waste little: on Reuters (mean 82 of at most 128
+    tokens) random batches nearly always pad to 128. Every rank gets the same number of batches
+    (DDP steps in lockstep); a last global batch too small to split is dropped."""
+    generator = torch.Generator().manual_seed(seed + epoch)
+    lengths = [len(ids) for ids in dataset.input_ids]
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    step = batch_size * world_size
+    chunks = []
+    for start in range(0, len(order), step * group):
+        sorted_group = sorted(order[start : start + step * group], key=lambda i: -lengths[i])
+        chunks += [sorted_group[s : s + step] for s in range(0, len(sorted_group), step)]
+    chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+    batches = []
+    for chunk in chunks:
+        if len(chunk) < world_size:
+            continue
+        share = len(chunk) // world_size  # batch_size for every chunk but the last
+        batches.append(chunk[rank * share : (rank + 1) * share])
+    return batches
 
 
 def auto_lr(hidden_size: int) -> float:
