@@ -76,12 +76,14 @@ def _student(spec: DistillSpec, teacher_dir: str, teacher_tok, label_names, attn
     if spec.student.startswith("random:"):
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
+        from slimtune.models.families import family_of
+
         config = AutoConfig.from_pretrained(teacher_dir)
         overrides = parse_random_student(spec.student)
         if "hidden_size" in overrides and "num_attention_heads" not in overrides and overrides["hidden_size"] % config.num_attention_heads:
             raise SlimtuneError(f"--student: hidden={overrides['hidden_size']} needs heads= dividing it")
-        for key, value in overrides.items():
-            setattr(config, key, value)
+        for key, value in overrides.items():  # the FFN width's field is the family's own
+            setattr(config, family_of(config).ffn_config if key == "intermediate_size" else key, value)
         kwargs = {"attn_implementation": attn} if attn else {}
         return AutoModelForSequenceClassification.from_config(config, **kwargs), teacher_tok, "random"
     resolved = resolve_model(spec.student, "--student")

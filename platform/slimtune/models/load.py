@@ -60,14 +60,21 @@ def load_config(resolved: str, flag: str = "--model"):
             f"{flag}: '{resolved}' is not a built-in name (builtin:minilm-l6, builtin:mpnet-base) "
             "nor a local model folder, and the Hugging Face hub is not reachable from here"
         )
+    from slimtune.models.families import family_of
+
     try:
-        return AutoConfig.from_pretrained(resolved, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(resolved, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise SlimtuneError(
             f"{flag}: cannot load '{resolved}': not a built-in name (builtin:minilm-l6, "
             f"builtin:mpnet-base), not a local model folder, and not reachable on the hub ({first})"
         ) from None
+    try:
+        family_of(config)  # an unknown family fails here, before any weight is read
+    except SlimtuneError as exc:
+        raise SlimtuneError(f"{flag}: {resolved}: {exc}") from None
+    return config
 
 
 def load_tokenizer(resolved: str, flag: str = "--model"):

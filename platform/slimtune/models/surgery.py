@@ -1,9 +1,8 @@
-"""Structured surgery: physically remove attention heads, FFN neurons and whole layers.
+"""Structured surgery: physically remove attention heads, FFN neurons, whole layers and hidden width.
 
-transformers 5 removed `prune_heads`; we slice the weights ourselves. Each function changes one
-thing, in place, and checks shapes. Supported: the BERT family and MPNet. MPNet adds one
-relative-position bias per head, shared by all layers, so a layer that lost heads keeps the
-indices of the heads it still has (`kept_heads`) and a pre-hook picks those bias columns.
+transformers 5 removed `prune_heads`; we slice the weights ourselves, for every family through
+its adapter (`models.families`: which weights run along heads, neurons and the hidden size).
+Each function changes one thing, in place, and checks shapes.
 
 Hidden width (`prune_hidden`) is the residual stream: every embedding's columns, every LayerNorm,
 the input columns of whatever reads the stream (q, k, v, the FFN's first projection, the head)
@@ -20,117 +19,99 @@ import copy
 
 import torch
 from torch import nn
-from transformers.pytorch_utils import prune_linear_layer
+
+from slimtune.models.families import Part, family_of
 
 
 def encoder_layers(model) -> nn.ModuleList:
-    return getattr(model, model.base_model_prefix).encoder.layer
+    return family_of(model).layer_list(model)
 
 
-def _attention(layer):
-    """(self-attention module, q, k, v, output projection) for BERT-like and MPNet layers."""
-    if hasattr(layer.attention, "self"):  # BERT family
-        sa = layer.attention.self
-        return sa, sa.query, sa.key, sa.value, layer.attention.output.dense
-    sa = layer.attention.attn  # MPNet
-    return sa, sa.q, sa.k, sa.v, sa.o
+def num_heads(layer, model) -> int:
+    return family_of(model).num_heads(layer)
 
 
-def num_heads(layer) -> int:
-    return _attention(layer)[0].num_attention_heads
-
-
-def ffn_width(layer) -> int:
-    return layer.intermediate.dense.out_features
-
-
-def _is_mpnet(model) -> bool:
-    return model.config.model_type == "mpnet"
-
-
-def _select_bias_heads(module, args, kwargs):
-    """MPNet passes the shared (batch, heads, q, k) position bias as the third argument."""
-    if len(args) >= 3 and args[2] is not None:
-        args = (*args[:2], args[2].index_select(1, module.kept_heads), *args[3:])
-    elif kwargs.get("position_bias") is not None:
-        kwargs["position_bias"] = kwargs["position_bias"].index_select(1, module.kept_heads)
-    return args, kwargs
-
-
-def _track_mpnet_heads(sa, original: list[int]) -> None:
-    if not hasattr(sa, "kept_heads"):
-        sa.register_forward_pre_hook(_select_bias_heads, with_kwargs=True)
-    sa.register_buffer("kept_heads", torch.tensor(original, dtype=torch.long), persistent=False)
-
-
-def prune_heads(model, layer_index: int, keep: list[int]) -> None:
-    """Keep heads `keep` (current numbering) of one layer; at least one head must stay."""
-    layer = encoder_layers(model)[layer_index]
-    sa, q, k, v, o = _attention(layer)
-    keep = sorted(set(keep))
-    if not keep or keep[-1] >= sa.num_attention_heads:
-        raise ValueError(f"layer {layer_index}: keep 1..{sa.num_attention_heads} heads, got {keep}")
-    size = sa.attention_head_size
-    rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in keep])
-    new = {"q": prune_linear_layer(q, rows, dim=0), "k": prune_linear_layer(k, rows, dim=0),
-           "v": prune_linear_layer(v, rows, dim=0), "o": prune_linear_layer(o, rows, dim=1)}
-    if hasattr(layer.attention, "self"):
-        sa.query, sa.key, sa.value = new["q"], new["k"], new["v"]
-        layer.attention.output.dense = new["o"]
-    else:
-        sa.q, sa.k, sa.v, sa.o = new["q"], new["k"], new["v"], new["o"]
-    if _is_mpnet(model):
-        before = sa.kept_heads.tolist() if hasattr(sa, "kept_heads") else list(range(sa.num_attention_heads))
-        _track_mpnet_heads(sa, [before[h] for h in keep])
-    sa.num_attention_heads = len(keep)
-    sa.all_head_size = len(keep) * size
-    assert new["q"].out_features == new["o"].in_features == sa.all_head_size
-
-
-def prune_ffn(model, layer_index: int, keep: list[int]) -> None:
-    """Keep intermediate neurons `keep` of one layer's feed-forward block."""
-    layer = encoder_layers(model)[layer_index]
-    keep_t = torch.tensor(sorted(set(keep)), dtype=torch.long)
-    if len(keep_t) == 0 or keep_t[-1] >= ffn_width(layer):
-        raise ValueError(f"layer {layer_index}: keep 1..{ffn_width(layer)} FFN neurons")
-    layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, keep_t, dim=0)
-    layer.output.dense = prune_linear_layer(layer.output.dense, keep_t, dim=1)
-    assert layer.intermediate.dense.out_features == layer.output.dense.in_features == len(keep_t)
-
-
-def keep_layers(model, keep: list[int]) -> None:
-    """Keep the encoder layers at indices `keep` (in order); drop the rest."""
-    layers = encoder_layers(model)
-    keep = sorted(set(keep))
-    if not keep or keep[-1] >= len(layers):
-        raise ValueError(f"keep 1..{len(layers)} layers, got {keep}")
-    getattr(model, model.base_model_prefix).encoder.layer = nn.ModuleList([layers[i] for i in keep])
-    model.config.num_hidden_layers = len(keep)
+def ffn_width(layer, model) -> int:
+    return family_of(model).ffn_width(layer)
 
 
 def _slice(module: nn.Module, name: str, index: torch.Tensor, dim: int) -> None:
     param = getattr(module, name)
-    param.data = param.data.index_select(dim, index).clone()
-    if param.grad is not None:
-        param.grad = None
+    param.data = param.data.index_select(dim, index.to(param.device)).clone()
+    param.grad = None
+
+
+def _unit_index(part: Part, keep: list[int], unit: int) -> torch.Tensor:
+    """Indices along `part.dim` of units `keep` (each `unit` wide) in every block of the part."""
+    block = part.module.weight.shape[part.dim] // part.parts
+    return torch.cat([torch.arange(p * block + u * unit, p * block + (u + 1) * unit)
+                      for p in range(part.parts) for u in keep])
+
+
+def _slice_units(parts: list[Part], keep: list[int], unit: int) -> None:
+    for part in parts:
+        index = _unit_index(part, keep, unit)
+        _slice(part.module, "weight", index, part.dim)
+        if part.dim == 0 and part.module.bias is not None:
+            _slice(part.module, "bias", index, 0)
+        part.module.out_features, part.module.in_features = part.module.weight.shape
+
+
+def prune_heads(model, layer_index: int, keep: list[int]) -> None:
+    """Keep heads `keep` (current numbering) of one layer; at least one head must stay."""
+    family = family_of(model)
+    layer = family.layer_list(model)[layer_index]
+    total = family.num_heads(layer)
+    keep = sorted(set(keep))
+    if not keep or keep[-1] >= total:
+        raise ValueError(f"layer {layer_index}: keep 1..{total} heads, got {keep}")
+    _slice_units(family.head_parts(layer), keep, family.head_size(layer))
+    family.set_heads(layer, keep)
+    assert family.num_heads(layer) == len(keep)
+
+
+def prune_ffn(model, layer_index: int, keep: list[int]) -> None:
+    """Keep intermediate neurons `keep` of one layer's feed-forward block (both halves if gated)."""
+    family = family_of(model)
+    layer = family.layer_list(model)[layer_index]
+    keep = sorted(set(keep))
+    if not keep or keep[-1] >= family.ffn_width(layer):
+        raise ValueError(f"layer {layer_index}: keep 1..{family.ffn_width(layer)} FFN neurons")
+    _slice_units(family.ffn_parts(layer), keep, 1)
+    assert family.ffn_width(layer) == len(keep)
+
+
+def keep_layers(model, keep: list[int]) -> None:
+    """Keep the encoder layers at indices `keep` (in order); drop the rest."""
+    family = family_of(model)
+    layers = family.layer_list(model)
+    keep = sorted(set(keep))
+    if not keep or keep[-1] >= len(layers):
+        raise ValueError(f"keep 1..{len(layers)} layers, got {keep}")
+    family.set_layer_list(model, [layers[i] for i in keep])
+    family.after_keep_layers(model, keep)
 
 
 def hidden_slices(model) -> list[tuple[nn.Module, str, int]]:
     """Every (module, parameter name, dim) that runs along the hidden size: one list drives both
     the importance of each hidden dimension and its removal, so they cannot disagree."""
+    family = family_of(model)
     hidden = model.config.hidden_size
     inside, out = set(), []
-    for layer in encoder_layers(model):
-        _, q, k, v, o = _attention(layer)
-        out += [(m, "weight", 1) for m in (q, k, v, layer.intermediate.dense)]
-        out += [(m, p, 0) for m in (o, layer.output.dense) for p in ("weight", "bias") if getattr(m, p) is not None]
-        inside |= {id(m) for m in (q, k, v, o, layer.intermediate.dense, layer.output.dense)}
+    for layer in family.layer_list(model):
+        for m in family.readers(layer):
+            out.append((m, "weight", 1))
+            inside.add(id(m))
+        for m in family.writers(layer):
+            out += [(m, p, 0) for p in ("weight", "bias") if getattr(m, p) is not None]
+            inside.add(id(m))
+        inside |= {id(p.module) for p in family.head_parts(layer) + family.ffn_parts(layer)}
     for module in model.modules():
         if isinstance(module, nn.Embedding) and module.embedding_dim == hidden:
             out.append((module, "weight", 1))
         elif isinstance(module, nn.LayerNorm) and tuple(module.normalized_shape) == (hidden,):
             out += [(module, p, 0) for p in ("weight", "bias") if getattr(module, p) is not None]
-        elif isinstance(module, nn.Linear) and id(module) not in inside:  # pooler / classifier head
+        elif isinstance(module, nn.Linear) and id(module) not in inside:  # embedding projection, pooler, head
             if module.in_features == hidden:
                 out.append((module, "weight", 1))
             if module.out_features == hidden:
@@ -153,25 +134,24 @@ def prune_hidden(model, keep: list[int]) -> None:
         elif isinstance(module, nn.LayerNorm) and tuple(module.normalized_shape) == (hidden,):
             module.normalized_shape = (n,)
         elif isinstance(module, nn.Linear):
-            module.in_features, module.out_features = module.weight.shape[1], module.weight.shape[0]
-    model.config.hidden_size = n
+            module.out_features, module.in_features = module.weight.shape
+    family_of(model).narrow_config(model.config, n)
 
 
 def model_shape(model) -> dict | None:
-    """Per-layer heads and FFN width (and the head size once the hidden width was cut), or None
-    when the config describes the model exactly."""
-    layers = []
-    for layer in encoder_layers(model):
-        sa = _attention(layer)[0]
-        entry = {"heads": sa.num_attention_heads, "ffn": ffn_width(layer)}
-        if hasattr(sa, "kept_heads"):
-            entry["kept_heads"] = sa.kept_heads.tolist()
+    """Per-layer heads and FFN width (the head size once the hidden width was cut, and what a
+    family's adapter adds), or None when the config describes the model exactly."""
+    family = family_of(model)
+    config = model.config
+    layers, plain = [], True
+    for i, layer in enumerate(family.layer_list(model)):
+        extra = family.layer_extra(model, i, layer)
+        entry = {"heads": family.num_heads(layer), "ffn": family.ffn_width(layer), **extra}
+        plain &= not extra and entry["heads"] == config.num_attention_heads and entry["ffn"] == family.ffn_size(config)
         layers.append(entry)
-    uniform = all(e["heads"] == model.config.num_attention_heads and e["ffn"] == model.config.intermediate_size
-                  and "kept_heads" not in e for e in layers)
-    head_size = _attention(encoder_layers(model)[0])[0].attention_head_size
-    narrowed = head_size * model.config.num_attention_heads != model.config.hidden_size
-    if uniform and not narrowed:
+    head_size = family.head_size(family.layer_list(model)[0])
+    narrowed = head_size * config.num_attention_heads != config.hidden_size
+    if plain and not narrowed:
         return None
     return {"layers": layers, **({"head_size": head_size} if narrowed else {})}
 
@@ -180,6 +160,7 @@ def rebuild(config, shape: dict | None, attn_implementation: str | None = None):
     """An untrained model of exactly `shape`, ready for `load_state_dict` of the saved weights."""
     from transformers import AutoModelForSequenceClassification
 
+    family = family_of(config)
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     hidden = config.hidden_size
     if (shape or {}).get("head_size"):  # narrowed: build at the full width, then cut it the same way
@@ -189,25 +170,23 @@ def rebuild(config, shape: dict | None, attn_implementation: str | None = None):
     if model.config.hidden_size != hidden:
         prune_hidden(model, list(range(hidden)))
     for i, entry in enumerate((shape or {}).get("layers", [])):
-        layer = encoder_layers(model)[i]
-        if entry["heads"] < num_heads(layer):
+        layer = family.layer_list(model)[i]
+        if entry["heads"] < family.num_heads(layer):
             prune_heads(model, i, list(range(entry["heads"])))
-        if entry["ffn"] < ffn_width(layer):
+        if entry["ffn"] < family.ffn_width(layer):
             prune_ffn(model, i, list(range(entry["ffn"])))
-        if "kept_heads" in entry:
-            _track_mpnet_heads(_attention(layer)[0], entry["kept_heads"])
+    family.restore(model, shape or {})
     return model
 
 
 def encoder_flops(model, seq_len: int = 128) -> int:
     """Forward multiply-adds x 2 of the encoder layers for one sequence (embeddings and the
     classifier head excluded: they are lookups and a rounding error)."""
-    hidden = model.config.hidden_size
+    family = family_of(model)
     total = 0
-    for layer in encoder_layers(model):
-        sa = _attention(layer)[0]
-        inner = sa.num_attention_heads * sa.attention_head_size
-        total += 2 * seq_len * hidden * inner * 4  # q, k, v and the output projection
+    for layer in family.layer_list(model):
+        inner = family.num_heads(layer) * family.head_size(layer)
+        for part in family.head_parts(layer) + family.ffn_parts(layer):
+            total += 2 * seq_len * part.module.in_features * part.module.out_features
         total += 2 * seq_len * seq_len * inner * 2  # scores and the weighted sum of values
-        total += 2 * seq_len * hidden * ffn_width(layer) * 2  # FFN in and out
     return total

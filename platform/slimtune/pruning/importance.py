@@ -11,29 +11,32 @@ from __future__ import annotations
 
 import torch
 
-from slimtune.models.surgery import _attention, encoder_layers, hidden_slices
+from slimtune.models.families import Part, family_of
+from slimtune.models.surgery import hidden_slices
 
 IMPORTANCE = ("magnitude", "taylor")
 
 
-def _head_units(layer, values_of) -> torch.Tensor:
-    sa, q, k, v, o = _attention(layer)
-    heads, size = sa.num_attention_heads, sa.attention_head_size
-    rows = sum(values_of(m.weight).view(heads, size, -1).sum(dim=(1, 2)) for m in (q, k, v))
-    rows = rows + sum(values_of(m.bias).view(heads, size).sum(dim=1) for m in (q, k, v))
-    cols = values_of(o.weight).view(o.out_features, heads, size).sum(dim=(0, 2))
-    return rows + cols
-
-
-def _ffn_units(layer, values_of) -> torch.Tensor:
-    up, down = layer.intermediate.dense, layer.output.dense
-    return values_of(up.weight).sum(dim=1) + values_of(up.bias) + values_of(down.weight).sum(dim=0)
+def _per_unit(part: Part, values_of, unit: int) -> torch.Tensor:
+    """Sum of `values_of` over each unit's weights in one part (all its blocks, bias included)."""
+    w = values_of(part.module.weight)
+    if part.dim == 0:
+        total = w.view(part.parts, -1, unit, w.shape[1]).sum(dim=(0, 2, 3))
+        if part.module.bias is not None:
+            total = total + values_of(part.module.bias).view(part.parts, -1, unit).sum(dim=(0, 2))
+        return total
+    return w.view(w.shape[0], part.parts, -1, unit).sum(dim=(0, 1, 3))
 
 
 def _scores(model, values_of) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    family = family_of(model)
+    heads, ffn = [], []
     with torch.no_grad():
-        layers = encoder_layers(model)
-        return [_head_units(l, values_of).cpu() for l in layers], [_ffn_units(l, values_of).cpu() for l in layers]
+        for layer in family.layer_list(model):
+            size = family.head_size(layer)
+            heads.append(sum(_per_unit(p, values_of, size) for p in family.head_parts(layer)).cpu())
+            ffn.append(sum(_per_unit(p, values_of, 1) for p in family.ffn_parts(layer)).cpu())
+    return heads, ffn
 
 
 def hidden_scores(model, values_of=None) -> torch.Tensor:

@@ -47,8 +47,10 @@ class TeacherInfo:
 
     @classmethod
     def from_config(cls, config, **figures) -> "TeacherInfo":
+        from slimtune.models.families import family_of
+
         return cls(family=config.model_type, num_layers=config.num_hidden_layers,
-                   num_heads=config.num_attention_heads, ffn=config.intermediate_size,
+                   num_heads=config.num_attention_heads, ffn=family_of(config).ffn_size(config),
                    hidden_size=config.hidden_size, vocab_size=config.vocab_size, **figures)
 
 
