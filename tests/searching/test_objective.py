@@ -33,3 +33,31 @@ def test_student_from_another_base_narrowed_and_reloaded(trained_tiny_dir, tiny_
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
     assert logits.shape == (1, 2)
+
+
+@pytest.mark.parametrize("family", ["distilbert", "deberta-v2", "modernbert"])
+def test_a_trial_on_every_family(family, texts_csv, tmp_path):
+    """The search's trial (layers, heads, FFN and width cut, hidden-state distillation from the
+    cache, ONNX latency) on teachers of other families; the saved student reloads."""
+    from slimtune.data import DataSpec
+    from slimtune.models import load_classifier
+    from slimtune.searching.driver import SearchSpec, build_shared, teacher_info
+    from slimtune.searching.objective import run_candidate
+    from slimtune.searching.space import Candidate
+    from tests.helpers import build_family_model, build_family_tokenizer
+
+    tok = build_family_tokenizer(family)
+    teacher = build_family_model(family, vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    teacher.config.id2label, teacher.config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
+    teacher.save_pretrained(tmp_path / "teacher")
+    tok.save_pretrained(tmp_path / "teacher")
+    info = teacher_info(str(tmp_path / "teacher"))
+    assert (info.family, info.num_layers, info.ffn) == (family, 3, 64)
+    spec = SearchSpec(teacher=str(tmp_path / "teacher"), data=DataSpec(str(texts_csv)), space="unused.py",
+                      out=str(tmp_path / "s"), max_train_samples=None, max_length=32, seq=32)
+    shared, _ = build_shared(spec, measure_teacher=False)
+    candidate = Candidate(layers=2, heads=0.5, ffn=0.5, hidden=0.5, hidden_weight=0.5, lr=3e-3, epochs=1)
+    metrics = run_candidate(candidate, shared, tmp_path / "trial")
+    assert metrics["hidden_size"] == 16 and metrics["latency_ms"] > 0 and 0 <= metrics["accuracy"] <= 1
+    model = load_classifier(str(tmp_path / "trial" / "model"), shared.label_names)
+    assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 16
