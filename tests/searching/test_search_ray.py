@@ -24,16 +24,24 @@ def teacher(trained_tiny_dir):
 def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_path):
     from slimtune.searching.driver import SearchSpec, run_search
 
+    from slimtune.exporting.latency_model import profile
+    from slimtune.models import load_classifier
+
     (tmp_path / "space.py").write_text(SPACE)
+    profile(load_classifier(str(teacher / "model"), ("neg", "pos")), seq=32, rounds=2).save(tmp_path / "lat.json")
     spec = SearchSpec(teacher=str(teacher), data=str(texts_csv), space=str(tmp_path / "space.py"),
                       out=str(tmp_path / "s"), trials=3, concurrency=2, max_train_samples=None, max_length=32, seq=32,
-                      storage=str(tmp_path / "shared"))  # Tune state and trial models apart from --out
+                      storage=str(tmp_path / "shared"),  # Tune state and trial models apart from --out
+                      latency_model=str(tmp_path / "lat.json"))  # a prediction beside every measured latency
     summary = run_search(spec).metrics
     trials = pd.read_csv(tmp_path / "s" / "trials.csv")
     assert len(trials) == 3 and (trials["status"] == "finished").all()
     assert {"trial_id", "status", "layers", "heads", "ffn", "accuracy", "latency_ms", "size_mb", "num_parameters"} <= set(trials)
     pareto = json.loads((tmp_path / "s" / "pareto.json").read_text())
     assert pareto["teacher"]["latency_ms"] > 0 and 1 <= len(pareto["front"]) <= 3
+    assert pareto["teacher"]["latency_ms_predicted"] > 0 and (trials["latency_ms_predicted"] > 0).all()
+    # fewer layers, heads or neurons never predict slower: the model is monotone in what is kept
+    assert (trials["latency_ms_predicted"] <= pareto["teacher"]["latency_ms_predicted"] + 1e-9).all()
     done = trials.to_dict("records")  # the front is exactly a brute-force Pareto set of the same trials
     brute = {str(r["trial_id"]) for r in done
              if not any(o["accuracy"] >= r["accuracy"] and o["latency_ms"] <= r["latency_ms"]

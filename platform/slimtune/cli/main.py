@@ -174,10 +174,34 @@ def _bench_parser(sub) -> None:
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--profile", action="store_true",
+                   help="with --model: build the latency model of ONNX Runtime at --seq and --threads (default 1), "
+                        "fp32 and int8, from timed layer shapes; write it to --out")
+    p.add_argument("--out", metavar="FILE.json", help="where --profile writes the latency model")
     p.set_defaults(func=_cmd_bench)
 
 
+def _cmd_profile(args) -> dict:
+    from slimtune import log
+    from slimtune.exporting.latency_model import profile
+    from slimtune.models import load_classifier, load_config, resolve_model
+    from slimtune.storage import ensure_writable
+
+    if not args.model or not args.out:
+        raise SlimtuneError("--profile: give --model DIR (the model whose layers are timed) and --out FILE.json")
+    ensure_writable(Path(args.out).parent, "--out")
+    resolved = resolve_model(args.model)
+    config = load_config(resolved)
+    model = load_classifier(resolved, tuple(config.id2label[i] for i in range(config.num_labels)))
+    result = profile(model, seq=args.seq, threads=args.threads or 1, batch=args.batch)
+    result.save(args.out)
+    log.info(f"wrote {args.out}")
+    return {"print": {"out": args.out, **result.terms}}
+
+
 def _cmd_bench(args) -> dict:
+    if args.profile:
+        return _cmd_profile(args)
     if args.bundle:
         from slimtune.exporting.benchmark import bench_onnx
 
@@ -296,6 +320,8 @@ def _search_parser(sub) -> None:
     p.add_argument("--max-steps", type=int, help="cap on each trial's training steps")
     p.add_argument("--max-length", type=int, help="tokens per text (default 128)")
     p.add_argument("--keep-all", action="store_true", help="keep every trial's model, not only the front's")
+    p.add_argument("--latency-model", metavar="FILE.json",
+                   help="a latency model (slimtune bench --profile): trials also get latency_ms_predicted")
     p.add_argument("--vocab", help="full (default) or data: candidates keep only the pieces the training rows use (unless the space sets the vocab knob)")
     p.add_argument("--gpus-per-trial", type=float,
                    help="GPU share each trial asks Ray for (0.25: four trials share one GPU; default 0: CPUs)")

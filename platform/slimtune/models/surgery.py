@@ -138,6 +138,12 @@ def prune_hidden(model, keep: list[int]) -> None:
     family_of(model).narrow_config(model.config, n)
 
 
+def model_layer_shape(model) -> list[tuple[int, int]]:
+    """(heads, FFN neurons) kept by each encoder layer."""
+    family = family_of(model)
+    return [(family.num_heads(layer), family.ffn_width(layer)) for layer in family.layer_list(model)]
+
+
 def model_shape(model) -> dict | None:
     """Per-layer heads and FFN width (the head size once the hidden width was cut, and what a
     family's adapter adds), or None when the config describes the model exactly."""

@@ -68,6 +68,10 @@ class SearchSpec:
     """Sequence length of the latency measurement."""
     latency_threads: int = 1
     """ONNX Runtime threads when timing trials (the same for the teacher)."""
+    latency_model: str | None = None
+    """A latency model (`slimtune bench --profile` JSON, made at the same seq and threads): each
+    trial and the teacher also get `latency_ms_predicted`, the same on every run; `latency_ms`
+    stays the measured figure."""
     keep_all: bool = False
     """Keep every trial's model, not only the front's."""
     max_steps: int | None = None
@@ -103,6 +107,13 @@ class SearchSpec:
             raise SlimtuneError(f"--max-train-samples: at least 2, got {self.max_train_samples}")
         if self.storage:
             resolve_storage(self.storage, Path(self.out))  # a bad scheme fails now
+        if self.latency_model:
+            from slimtune.exporting.latency_model import LatencyModel
+
+            profiled = LatencyModel.load(self.latency_model)  # unreadable: one line now
+            if (profiled.seq, profiled.threads) != (self.seq, self.latency_threads):
+                raise SlimtuneError(f"--latency-model: profiled at seq {profiled.seq}, {profiled.threads} thread(s); this "
+                                    f"search times at seq {self.seq}, {self.latency_threads}: profile again at those")
 
     @property
     def seed(self) -> int:
@@ -170,7 +181,7 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     from slimtune.distillation.cache import teacher_logits
     from slimtune.models import load_classifier, load_tokenizer, resolve_model
     from slimtune.models.load import read_model_info
-    from slimtune.searching.objective import Shared, measure_latency_ms
+    from slimtune.searching.objective import Shared, measure_latency_ms, predicted_latency
     from slimtune.train.loop import evaluate
 
     teacher_dir = resolve_model(spec.teacher, "--teacher")
@@ -192,6 +203,7 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
         max_length=spec.max_length, seq=seq, threads=spec.latency_threads, seed=spec.seed,
         max_steps=spec.max_steps, vocab=spec.vocab, data_fingerprint=data.fingerprint,
         texts={split: list(getattr(data, split)["text"]) for split in ("train", "validation", "test")},
+        latency_model=json.loads(Path(spec.latency_model).read_text()) if spec.latency_model else None,
     )
     if not measure_teacher:
         return shared, None
@@ -208,6 +220,7 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     if known_test is None:  # a big teacher's test pass costs minutes: skip it when finetune measured it
         known_test = evaluate(teacher, encoded["test"], data.num_labels, tokenizer.pad_token_id)["accuracy"]
     teacher_metrics = {"accuracy": val["accuracy"], "test_accuracy": known_test, "latency_ms": latency,
+                       "latency_ms_predicted": predicted_latency(shared, teacher),
                        "size_mb": size, "num_parameters": sum(p.numel() for p in teacher.parameters()),
                        "model_path": teacher_dir}
     log.info(f"teacher: validation accuracy {val['accuracy']:.4f}, latency {latency:.2f} ms (ONNX fp32, batch 1, "

@@ -41,6 +41,8 @@ class Shared:
     vocab: str = "full"
     """The candidates' vocabulary when the space does not choose: full, or data (the training rows' pieces)."""
     data_fingerprint: str = ""
+    latency_model: dict | None = None
+    """A LatencyModel's fields, when the search predicts latency beside measuring it."""
 
 
 def teacher_model(shared: Shared, attn_implementation: str | None = None):
@@ -49,6 +51,17 @@ def teacher_model(shared: Shared, attn_implementation: str | None = None):
     model = rebuild(shared.teacher_config, shared.teacher_shape, attn_implementation)
     model.load_state_dict(shared.teacher_state)
     return model.eval()
+
+
+def predicted_latency(shared: Shared, model) -> float | None:
+    """The latency model's figure for `model`, when the search has one and it covers the model's
+    width (a narrowed student or another base is outside a profile of the teacher's width)."""
+    if not shared.latency_model:
+        return None
+    from slimtune.exporting.latency_model import LatencyModel
+
+    profiled = LatencyModel(**shared.latency_model)
+    return profiled.predict_model(model) if model.config.hidden_size == profiled.hidden_size else None
 
 
 def measure_latency_ms(model, folder: Path, seq: int, threads: int) -> tuple[float, float]:
@@ -134,6 +147,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         "test_accuracy": test["accuracy"],
         "test_f1_macro": test["f1_macro"],
         "latency_ms": latency,
+        "latency_ms_predicted": predicted_latency(shared, student),
         "size_mb": onnx_mb,
         "num_parameters": sum(p.numel() for p in student.parameters()),
         "encoder_flops": encoder_flops(student, shared.seq),

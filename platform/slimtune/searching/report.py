@@ -13,7 +13,8 @@ from pathlib import Path
 from slimtune import log
 from slimtune.searching.space import KNOBS
 
-METRICS = ("accuracy", "test_accuracy", "latency_ms", "size_mb", "num_parameters", "encoder_flops", "trial_seconds", "lr", "vocab_size")
+METRICS = ("accuracy", "test_accuracy", "latency_ms", "latency_ms_predicted", "size_mb", "num_parameters", "encoder_flops",
+           "trial_seconds", "lr", "vocab_size", "hidden_size")
 
 
 def _rows(results) -> tuple[list[dict], dict]:
