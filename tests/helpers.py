@@ -157,3 +157,16 @@ def build_family_model(family: str, vocab_size: int = 120, seed: int = 0, **kwar
 
     torch.manual_seed(seed)
     return AutoModelForSequenceClassification.from_config(family_config(family, vocab_size, **kwargs)).eval()
+
+
+def prune_uneven(model, heads: dict[int, list[int]], ffn: dict[int, list[int]]):
+    """A pruned copy: layer i keeps heads[i] and FFN neurons ffn[i] (uneven shapes on purpose)."""
+    import copy
+
+    from slimtune.models.surgery import prune_ffn, prune_heads
+
+    pruned = copy.deepcopy(model)
+    for i in heads:
+        prune_heads(pruned, i, heads[i])
+        prune_ffn(pruned, i, ffn[i])
+    return pruned

@@ -1,7 +1,7 @@
 """Every family through its adapter, on tiny models built offline (hidden 32, 3 layers, logits of
 order 1; tolerances relative to the logits' scale): removing heads, FFN neurons and layers equals
-masking them, uneven per-layer shapes save and reload exactly, and the pruned model passes ONNX
-parity."""
+masking them, uneven per-layer shapes and a narrowed width save and reload exactly, and the pruned,
+narrowed model passes ONNX parity."""
 
 import copy
 
@@ -9,10 +9,8 @@ import pytest
 import torch
 
 from slimtune.models.families import family_of
-from slimtune.models.surgery import (
-    encoder_layers, keep_layers, model_shape, num_heads, prune_ffn, prune_heads, prune_hidden,
-)
-from tests.helpers import FAMILIES, build_family_model, build_family_tokenizer
+from slimtune.models.surgery import encoder_flops, encoder_layers, keep_layers, model_shape, num_heads, prune_hidden
+from tests.helpers import FAMILIES, build_family_model, build_family_tokenizer, prune_uneven
 
 VARIANTS = [(f, {}) for f in FAMILIES] + [("deberta-v2", {"share_att_key": False})]
 IDS = [f if not kw else f"{f}-separate-pos-proj" for f, kw in VARIANTS]
@@ -58,11 +56,7 @@ def _masked(model):
 
 
 def _pruned(model):
-    pruned = copy.deepcopy(model)
-    for i in HEADS:
-        prune_heads(pruned, i, HEADS[i])
-        prune_ffn(pruned, i, FFN[i])
-    return pruned
+    return prune_uneven(model, HEADS, FFN)
 
 
 def test_removing_heads_and_neurons_equals_masking(case):
@@ -70,6 +64,7 @@ def test_removing_heads_and_neurons_equals_masking(case):
     pruned = _pruned(model)
     assert [num_heads(layer, pruned) for layer in encoder_layers(pruned)] == [2, 1, 3]
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
+    assert encoder_flops(pruned) < encoder_flops(model)
     _close(_logits(pruned, inputs), _logits(_masked(model), inputs))
 
 
@@ -113,6 +108,7 @@ def test_pruned_model_passes_onnx_parity(case, tmp_path):
     family, model, _, inputs = case
     pruned = _pruned(model)
     keep_layers(pruned, [0, 2])
+    prune_hidden(pruned, list(range(0, 32, 2)))
     path = export_onnx(pruned, tmp_path / "model.onnx")
     check = parity(pruned.eval(), path, [{k: v.numpy() for k, v in inputs.items()}])
     assert check["same_predictions"] and check["max_abs_diff"] <= 1e-4 * max(1.0, _logits(pruned, inputs).abs().max().item())
