@@ -138,7 +138,8 @@ def length_grouped_batches(dataset, batch_size: int, seed: int, epoch: int, rank
     `group` global batches, cut into batches, and the batches shuffled again. Each batch is padded
     to its own longest text, so similar lengths waste little: on Reuters (mean 82 of at most 128
     tokens) random batches nearly always pad to 128. Every rank gets the same number of batches
-    (DDP steps in lockstep); a last global batch too small to split is dropped."""
+    (DDP steps in lockstep); a last global batch too small to split is dropped. Used in a single
+    process; Ray Train keeps DistributedSampler's random shards (see ray_train.RayContext)."""
     generator = torch.Generator().manual_seed(seed + epoch)
     lengths = [len(ids) for ids in dataset.input_ids]
     order = torch.randperm(len(lengths), generator=generator).tolist()
