@@ -29,6 +29,11 @@ class EncodedSplit(torch.utils.data.Dataset):
     def num_tokens(self) -> int:
         return sum(len(ids) for ids in self.input_ids)
 
+    def lines_up_with(self, other: "EncodedSplit") -> bool:
+        """Every example has as many tokens as in `other`: positions correspond one for one, as
+        hidden-state and attention distillation between two tokenizers need."""
+        return all(len(a) == len(b) for a, b in zip(self.input_ids, other.input_ids))
+
 
 def encode(texts, labels, tokenizer, max_length: int) -> EncodedSplit:
     # token_type_ids are dropped on purpose: single-sentence inputs make them all zero, which is

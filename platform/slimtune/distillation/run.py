@@ -146,8 +146,7 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     mapping = _layer_map(spec, student_src, len(encoder_layers(student)), len(encoder_layers(teacher)))
     same_tokens = tok is teacher_tok or enc["train"].input_ids == t_enc["train"].input_ids
     if (spec.loss.hidden_weight or spec.loss.attention_weight) and not same_tokens:
-        lengths_match = all(len(a) == len(b) for a, b in zip(enc["train"].input_ids, t_enc["train"].input_ids))
-        if not lengths_match:
+        if not enc["train"].lines_up_with(t_enc["train"]):
             raise SlimtuneError(
                 "--hidden-weight/--attention-weight: teacher and student tokenize the texts into different "
                 "lengths, so positions do not line up; use logit distillation only (both weights 0)"

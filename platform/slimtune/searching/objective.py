@@ -114,7 +114,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     # a student cut from the teacher learns from the layers it kept; another base from evenly spaced ones
     mapping = (kept["kept_layers"] if candidate.base == "teacher"
                else uniform_layer_map(len(kept["kept_layers"]), len(encoder_layers(teacher))))
-    aligned = encoded is shared.encoded or _same_lengths(encoded["train"], shared.encoded["train"])
+    aligned = encoded is shared.encoded or encoded["train"].lines_up_with(shared.encoded["train"])
     hidden_weight = candidate.hidden_weight if aligned else 0.0  # positions must line up token for token
     attention_weight = candidate.attention_weight if aligned else 0.0
     if (candidate.hidden_weight or candidate.attention_weight) and not aligned:
@@ -165,10 +165,6 @@ def _encode(shared: Shared, tokenizer) -> dict:
 
     return {split: encode(shared.texts[split], shared.encoded[split].labels, tokenizer, shared.max_length)
             for split in ("train", "validation", "test")}
-
-
-def _same_lengths(a, b) -> bool:
-    return all(len(x) == len(y) for x, y in zip(a.input_ids, b.input_ids))
 
 
 def _base(candidate: Candidate, shared: Shared, teacher, attn: str | None):
