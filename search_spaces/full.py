@@ -2,29 +2,42 @@
 """Architecture, pruning ratios and distillation settings together; ranges and limits follow the
 teacher, so the same file fits a 6-layer MiniLM and a 12-layer MPNet on any data set.
 
-A teacher wider than the built-in MiniLM (hidden 384) also gets the moves that pay on big models:
-narrowing the hidden width, and starting the student from MiniLM itself instead of the teacher."""
+Besides students cut from the teacher, a second base where one pays: the small model fine-tuned
+directly on this data when the search has one (a job's `reference:`, `--reference`), else, for a
+teacher wider than the built-in MiniLM (hidden 384), MiniLM-L6 fresh from pre-training. A wide
+teacher also gets cuts of its hidden width."""
 
-from slimtune import Constraints
+from slimtune import Constraints, TeacherInfo
 
 # Relative to the teacher as the search measures it: a floor in absolute accuracy would fit one
 # data set only. Students under 2x faster are not worth a place on the front.
 CONSTRAINTS = Constraints(min_accuracy_ratio=0.9, min_speedup=2.0)
-SMALL_BASE, SMALL_LAYERS, SMALL_WIDTH = "builtin:minilm-l6", 6, 384
+MINILM_L6 = TeacherInfo(family="bert", num_layers=6, num_heads=12, ffn=1536, hidden_size=384, vocab_size=30522,
+                        path="builtin:minilm-l6")
+
+
+def small_base(teacher) -> TeacherInfo | None:
+    if teacher.reference is not None:
+        return teacher.reference  # already knows the task: far ahead of a fresh pretrained model
+    return MINILM_L6 if teacher.hidden_size > MINILM_L6.hidden_size else None
 
 
 def space(trial, teacher):
-    wide = teacher.hidden_size > SMALL_WIDTH
-    base = trial.suggest_categorical("base", ["teacher", SMALL_BASE]) if wide else "teacher"
-    if base == "teacher":
-        values = {"layers": trial.suggest_int("layers", 1, max(1, min(teacher.num_layers - 1, 8)))}
-        if wide:  # down to about MiniLM's width
-            values["hidden"] = trial.suggest_float("hidden", 0.0, 0.5, step=0.25)
+    small = small_base(teacher)
+    on_small = small is not None and trial.suggest_categorical("base", ["teacher", "small"]) == "small"
+    if on_small:
+        # a small base is already fast: keep at least half its layers and cut heads and FFN lightly
+        values = {"base": small.path,
+                  "layers": trial.suggest_int("small_layers", max(1, small.num_layers // 2), small.num_layers),
+                  "heads": trial.suggest_float("small_heads", 0.0, 0.5, step=0.25),
+                  "ffn": trial.suggest_float("small_ffn", 0.0, 0.5, step=0.25)}
     else:
-        values = {"base": base, "layers": trial.suggest_int("small_layers", 1, SMALL_LAYERS)}
+        values = {"layers": trial.suggest_int("layers", 1, max(1, min(teacher.num_layers - 1, 8))),
+                  "heads": trial.suggest_float("heads", 0.0, 0.75, step=0.25),
+                  "ffn": trial.suggest_float("ffn", 0.0, 0.75, step=0.25)}
+        if teacher.hidden_size > MINILM_L6.hidden_size:  # down to about MiniLM's width
+            values["hidden"] = trial.suggest_float("hidden", 0.0, 0.5, step=0.25)
     values.update({
-        "heads": trial.suggest_float("heads", 0.0, 0.75, step=0.25),
-        "ffn": trial.suggest_float("ffn", 0.0, 0.75, step=0.25),
         "temperature": trial.suggest_float("temperature", 1.0, 4.0),
         "alpha": trial.suggest_float("alpha", 0.3, 0.9),
         "lr": trial.suggest_float("lr", 1e-4, 4e-4, log=True),

@@ -8,8 +8,11 @@ import pytest
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-SPACE = '''def space(trial):
-    return {"layers": trial.suggest_int("layers", 1, 2),
+# students start from the job's reference (fine-tuned before the search; the early check of the
+# space, before any training, sees none)
+SPACE = '''def space(trial, teacher):
+    return {"base": teacher.reference.path if teacher.reference is not None else "teacher",
+            "layers": trial.suggest_int("layers", 1, 2),
             "heads": trial.suggest_categorical("heads", [0.0, 0.5]),
             "ffn": 0.5, "lr": 3e-3, "epochs": 1}
 '''
@@ -63,6 +66,8 @@ export: {{seq: 32, rounds: 2}}
     assert summary["stages"]["teacher"]["best_epoch"] == curve[best]["epoch"]
     assert len(curve) == 3 or (summary["stages"]["teacher"]["stopped_early"] and len(curve) == curve[best]["epoch"] + 1)
     winners = summary["stages"]["winners"]["winners"]
+    reference_model = str((out / "reference" / "model").resolve())
+    assert {w["search"]["base"] for w in winners} == {reference_model}
     teacher_val = json.loads((out / "search" / "pareto.json").read_text())["teacher"]["accuracy"]
     good = [w for w in winners if w["final"]["accuracy"] >= 0.97 * teacher_val]  # the rule, worked out here
     expected = (min(good, key=lambda w: w["final"]["latency_ms"]) if good

@@ -150,6 +150,8 @@ def build_job(raw: dict, job_dir: Path) -> JobSpec:
         resolve_model(top["reference"], "job: reference")  # a bad name fails now
         reference = dataclasses.replace(finetune, model=top["reference"], out=str(out / "reference"),
                                         storage=_storage(storage, out, "reference-checkpoints"))
+        # fine-tuned before the search, so the space can start students from it (teacher.reference)
+        search = dataclasses.replace(search, reference=reference.out)
     return JobSpec(model=model, out=str(out), teacher=teacher, storage=storage, data=data, finetune=finetune,
                    search=search, winners=winners, export=export, reference=reference)
 

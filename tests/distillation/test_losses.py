@@ -70,6 +70,18 @@ def test_logit_loss_is_cross_entropy_at_alpha_zero_and_zero_for_a_copy():
     assert logit_loss(s, s, labels, 2.0, 1.0).abs() < 1e-6  # KL of a distribution with itself
 
 
+def test_standardized_logits_learn_the_ranking_not_the_confidence():
+    torch.manual_seed(0)
+    s, t = torch.randn(6, 5), torch.randn(6, 5)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    unsure, sure = 0.3 * t - 1.0, 4.0 * t + 2.0  # one teacher, two confidences: the same targets
+    assert torch.allclose(logit_loss(s, unsure, labels, 2.0, 1.0, True), logit_loss(s, sure, labels, 2.0, 1.0, True))
+    assert not torch.allclose(logit_loss(s, unsure, labels, 2.0, 1.0), logit_loss(s, sure, labels, 2.0, 1.0))
+    assert logit_loss(2.0 * t, t, labels, 1.0, 1.0, True).abs() < 1e-5  # a student with the ranking is done
+    two = torch.randn(6, 2)  # with two classes a z-score keeps only the sign: left as they are
+    assert torch.equal(logit_loss(two, 3 * two, labels % 2, 2.0, 0.5, True), logit_loss(two, 3 * two, labels % 2, 2.0, 0.5))
+
+
 def test_attention_loss_zero_for_equal_maps_and_handles_head_mismatch():
     maps = torch.softmax(torch.randn(2, 4, 5, 5), -1)
     mask = torch.ones(2, 5, dtype=torch.long)

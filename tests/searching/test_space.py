@@ -132,3 +132,31 @@ def test_a_space_that_raises_is_one_line_and_may_wait_for_the_teacher_figures():
     broken = lambda trial, teacher: {"layers": teacher.accuracy + "x"}  # noqa: E731
     with pytest.raises(SlimtuneError, match="raised TypeError"):
         check_space(broken, None, _teacher(6, accuracy=0.9, latency_ms=20.0))
+
+
+def test_full_space_offers_the_reference_then_minilm_as_a_second_base(tiny_model_dir):
+    from slimtune.searching.driver import teacher_info
+
+    space = load_space(str(SPACES[0].parent / "full.py"))
+    wide = TeacherInfo(family="mpnet", num_layers=12, num_heads=12, ffn=3072, hidden_size=768, vocab_size=30527,
+                       latency_ms=160.0, accuracy=0.95)
+    reference = teacher_info(str(tiny_model_dir), reference=str(tiny_model_dir)).reference  # shape and path
+    n = reference.num_layers
+
+    def bases(teacher) -> dict[str, set]:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        seen: dict[str, set] = {}
+        for _ in range(40):
+            c = space.sample(study.ask(), teacher)
+            seen.setdefault(c.base, set()).add((c.layers, c.heads, c.ffn, c.hidden))
+        return seen
+
+    narrow = bases(_teacher(6, latency_ms=30.0, accuracy=0.9))
+    assert set(narrow) == {"teacher"}  # MiniLM itself: nothing smaller to start from
+    assert set(bases(wide)) == {"teacher", "builtin:minilm-l6"}
+    with_reference = bases(TeacherInfo(**{**wide.__dict__, "reference": reference}))
+    assert set(with_reference) == {"teacher", reference.path}
+    # the reference keeps at least half its layers, and heads and FFN lose at most half
+    assert all(n // 2 <= layers <= n and heads <= 0.5 and ffn <= 0.5 and hidden == 0.0
+               for layers, heads, ffn, hidden in with_reference[reference.path])
+    assert any(hidden > 0 for *_, hidden in with_reference["teacher"])  # a wide teacher's width is cut

@@ -118,6 +118,8 @@ def _distill_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, help="examples per step (default 32)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: by student width)")
     p.add_argument("--temperature", type=float, help="softening of the logit loss (default 2)")
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="z-score each example's logits before softening (default: on with 3 or more classes)")
     p.add_argument("--alpha", type=float, help="weight of the teacher's soft targets vs hard labels (default 0.5)")
     p.add_argument("--hidden-weight", type=float, help="weight of hidden-state MSE (default 0: off)")
     p.add_argument("--attention-weight", type=float, help="weight of attention KL (default 0: off)")
@@ -309,6 +311,8 @@ def _search_parser(sub) -> None:
     p.add_argument("--teacher", required=True, help="a fine-tuned model folder")
     _add_data_flags(p)
     p.add_argument("--space", required=True, help="a search space file, e.g. search_spaces/full.py")
+    p.add_argument("--reference", metavar="DIR",
+                   help="a small model fine-tuned directly on this data; spaces may start students from it (teacher.reference)")
     p.add_argument("--trials", type=int, help="trials in all (default 12)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--concurrency", type=int, help="trials at once, each gets CPUs / concurrency threads (default 2)")

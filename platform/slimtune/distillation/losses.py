@@ -1,7 +1,8 @@
 """Distillation losses and the training-loop hook that combines them.
 
 - logits: KL between temperature-softened distributions (x T^2, Hinton et al.), mixed with
-  cross-entropy on the hard labels;
+  cross-entropy on the hard labels; with three or more classes both sides' logits are first
+  z-scored per example (Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024);
 - hidden states: MSE between mapped layers, through a learned projection when widths differ;
 - attention: KL between attention distributions of mapped layers, head by head when the head
   counts match, else between head-averaged maps.
@@ -27,6 +28,13 @@ class LossSpec:
 
     temperature: float = 2.0
     """Softening of both distributions in the logit loss."""
+    standardize: bool = True
+    """Z-score each example's logits, teacher's and student's, before softening: the student learns
+    the teacher's ranking of the classes, not its confidence. A teacher that is right but unsure
+    on rare classes (MPNet after 3 epochs on Reuters R8: p = 0.15-0.5 on the right one of 5 rare
+    topics) otherwise pulls its student to the frequent ones (validation 0.82 after an epoch,
+    against 0.88 on the labels alone and 0.95 standardized). Skipped with two classes, where a
+    z-score keeps only the sign."""
     alpha: float = 0.5
     """Weight of the teacher's soft targets; 1 - alpha goes to the hard labels."""
     hidden_weight: float = 0.0
@@ -37,9 +45,16 @@ class LossSpec:
     """Teacher layer for each student layer (0-based); None: the pruned layers' origin, or uniform."""
 
 
-def logit_loss(student, teacher, labels, temperature: float, alpha: float) -> torch.Tensor:
+def _zscore(logits: torch.Tensor) -> torch.Tensor:
+    return (logits - logits.mean(-1, keepdim=True)) / (logits.std(-1, keepdim=True) + 1e-6)
+
+
+def logit_loss(student, teacher, labels, temperature: float, alpha: float, standardize: bool = False) -> torch.Tensor:
     t = temperature
-    soft = F.kl_div(F.log_softmax(student.float() / t, -1), F.softmax(teacher.float() / t, -1), reduction="batchmean")
+    s_soft, t_soft = student.float(), teacher.float()
+    if standardize and student.shape[-1] > 2:
+        s_soft, t_soft = _zscore(s_soft), _zscore(t_soft)
+    soft = F.kl_div(F.log_softmax(s_soft / t, -1), F.softmax(t_soft / t, -1), reduction="batchmean")
     hard = F.cross_entropy(student.float(), labels)
     return alpha * soft * t * t + (1 - alpha) * hard
 
@@ -131,7 +146,7 @@ class DistillLoss:
         else:
             target = live.logits
         s = self.spec
-        loss = logit_loss(out.logits, target, batch["labels"], s.temperature, s.alpha)
+        loss = logit_loss(out.logits, target, batch["labels"], s.temperature, s.alpha, s.standardize)
         mask = batch["attention_mask"]
         if s.hidden_weight > 0:
             if self.teacher_hidden is not None:

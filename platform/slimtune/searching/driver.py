@@ -84,6 +84,9 @@ class SearchSpec:
     storage: str | None = None
     """Tune's trial state and every trial's model: a folder every node reaches, or s3:// / gs://
     (default: OUT/tune, enough on one machine)."""
+    reference: str | None = None
+    """A small model fine-tuned directly on this data (a job sets its `reference:` here); the space
+    sees it as `teacher.reference` and may start students from it."""
 
     def __post_init__(self):
         object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
@@ -133,14 +136,21 @@ def _sampler(name: str, seed: int, trials: int):
             "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
 
 
-def teacher_info(teacher: str, figures: dict | None = None) -> TeacherInfo:
+def teacher_info(teacher: str, figures: dict | None = None, reference: str | None = None) -> TeacherInfo:
     """The teacher as a space sees it; without `figures` (not measured yet) latency and accuracy are None."""
     from slimtune.models import load_config, resolve_model
 
     figures = figures or {}
-    return TeacherInfo.from_config(load_config(resolve_model(teacher, "--teacher"), "--teacher"),
-                                   latency_ms=figures.get("latency_ms"), accuracy=figures.get("accuracy"),
-                                   size_mb=figures.get("size_mb"))
+    small = None
+    if reference:
+        resolved = resolve_model(reference, "--reference")
+        # absolute: trials run in Ray's working folders, not the caller's
+        path = str(Path(resolved).resolve()) if Path(resolved).is_dir() else resolved
+        small = TeacherInfo.from_config(load_config(resolved, "--reference"), path=path)
+    resolved = resolve_model(teacher, "--teacher")
+    return TeacherInfo.from_config(load_config(resolved, "--teacher"), latency_ms=figures.get("latency_ms"),
+                                   accuracy=figures.get("accuracy"), size_mb=figures.get("size_mb"),
+                                   path=resolved, reference=small)
 
 
 def check_space(space, constraints: Constraints | None, teacher: TeacherInfo) -> SearchSpace:
@@ -337,7 +347,7 @@ def run_search(spec: SearchSpec, data=None) -> SearchResult:
 
     out = ensure_writable(Path(spec.out).resolve())
     saved = _read_json(out / "teacher.json") if spec.resume else None
-    info = teacher_info(spec.teacher, saved)  # the shape from the config; figures once measured
+    info = teacher_info(spec.teacher, saved, spec.reference)  # the shape from the config; figures once measured
     space = check_space(spec.space, spec.constraints, info)
     if saved:
         space.constraints.check_teacher(saved)

@@ -119,7 +119,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     attention_weight = candidate.attention_weight if aligned else 0.0
     if (candidate.hidden_weight or candidate.attention_weight) and not aligned:
         log.info(f"base {candidate.base}: its tokens do not line up with the teacher's; logits only")
-    loss_spec = LossSpec(temperature=candidate.temperature, alpha=candidate.alpha, hidden_weight=hidden_weight,
+    loss_spec = LossSpec(temperature=candidate.temperature, standardize=candidate.standardize, alpha=candidate.alpha,
+                         hidden_weight=hidden_weight,
                          attention_weight=attention_weight)
     module = DistillModule(student, teacher.config.hidden_size, loss_spec, mapping)
     hidden_cache = None

@@ -44,6 +44,12 @@ class TeacherInfo:
     accuracy: float | None = None
     """Validation accuracy; None as for latency_ms."""
     size_mb: float | None = None
+    path: str | None = None
+    """The model's folder or name: what a `base` knob takes."""
+    reference: "TeacherInfo | None" = None
+    """A small model already fine-tuned directly on this data (a job's `reference:`, the search's
+    `--reference`), shape and path, or None. It knows the task, so students cut from it start far
+    ahead of a model fresh from pre-training; spaces may offer it as a `base`."""
 
     @classmethod
     def from_config(cls, config, **figures) -> "TeacherInfo":
@@ -73,6 +79,8 @@ class Candidate:
     importance: str = "magnitude"
     """How units are ranked before removal: magnitude or taylor."""
     temperature: float = 2.0
+    standardize: bool = True
+    """Z-score the logits before softening (slimtune.distillation.losses.LossSpec.standardize)."""
     alpha: float = 0.5
     """Weight of the teacher's soft targets (1 - alpha on hard labels)."""
     hidden_weight: float = 0.0
@@ -99,6 +107,7 @@ class Candidate:
             "base": isinstance(self.base, str) and bool(self.base),
             "importance": self.importance in ("magnitude", "taylor"),
             "temperature": self.temperature > 0,
+            "standardize": isinstance(self.standardize, bool),
             "alpha": 0 <= self.alpha <= 1,
             "hidden_weight": self.hidden_weight >= 0,
             "attention_weight": self.attention_weight >= 0,
