@@ -97,6 +97,16 @@ def _prune_parser(sub) -> None:
     p.add_argument("--vocab", help="full (default) or data: keep only the pieces the training rows tokenize to")
     p.add_argument("--vocab-extra", metavar="FILE", help="unlabelled in-domain texts, one per line, whose pieces --vocab data keeps too")
     p.add_argument("--max-length", type=int, help="tokens per text (default 128)")
+    learned = p.add_argument_group("learned pruning (--method learned)")
+    learned.add_argument("--method", help="oneshot (score once, cut by the ratios above; default) or learned (L0 gates trained towards --target-speedup)")
+    learned.add_argument("--target-speedup", type=float, metavar="S", help="measured ONNX fp32 speed-up to reach over the teacher")
+    learned.add_argument("--teacher", help="distil from this model (default: the model being pruned)")
+    learned.add_argument("--epochs", type=int, help="epochs of gate training (default 2)")
+    learned.add_argument("--final-epochs", type=int, help="distillation epochs after the removal (default 1)")
+    learned.add_argument("--lr", type=float, help="learning rate of the weights (default: by width); the gates use 0.01")
+    learned.add_argument("--latency-model", metavar="FILE.json", help="a latency model (slimtune bench --profile) to reuse; default: profile the model first")
+    learned.add_argument("--seq", type=int, help="tokens the latency is measured at (default 128)")
+    learned.add_argument("--threads", type=int, help="ONNX Runtime threads the latency is measured at (default 1)")
     p.set_defaults(func=_cmd_prune)
 
 

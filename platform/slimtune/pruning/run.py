@@ -55,6 +55,25 @@ class PruneSpec:
     tokenize to, shrinking the embedding table and the tokenizer together."""
     vocab_extra: str | None = None
     """A text file of unlabelled in-domain texts, one per line, whose pieces are kept too."""
+    method: str = "oneshot"
+    """oneshot: score once and cut by the ratios above; learned: hard-concrete gates over heads,
+    FFN neurons and layers, trained with distillation towards `target_speedup` (pruning.learned)."""
+    target_speedup: float | None = None
+    """learned: the measured ONNX fp32 speed-up over the teacher to reach."""
+    teacher: str | None = None
+    """learned: the model distilled from (None: the model being pruned)."""
+    epochs: int = 2
+    """learned: epochs of gate training."""
+    final_epochs: int = 1
+    """learned: distillation epochs after the closed units are removed."""
+    lr: float | None = None
+    """learned: peak learning rate of the weights (None: by width); the gates use 0.01."""
+    latency_model: str | None = None
+    """learned: a saved latency model to reuse (None: profile the model first, saved to OUT)."""
+    seq: int = 128
+    """learned: tokens per input the latency is predicted and measured at."""
+    threads: int = 1
+    """learned: ONNX Runtime threads the latency is predicted and measured at."""
 
     def __post_init__(self):
         object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
@@ -73,6 +92,20 @@ class PruneSpec:
             raise SlimtuneError(f"--layers: layers kept, at least 1, got {self.layers}")
         if self.vocab not in ("full", "data"):
             raise SlimtuneError(f"--vocab: full (keep every piece) or data (the pieces the training rows use), not {self.vocab}")
+        if self.method not in ("oneshot", "learned"):
+            raise SlimtuneError(f"--method: oneshot or learned, not {self.method}")
+        if self.method == "learned":
+            if self.target_speedup is None or self.target_speedup <= 1:
+                raise SlimtuneError(f"--target-speedup: --method learned needs a speed-up above 1, got {self.target_speedup}")
+            fixed = [f"--{n}" for n in ("heads", "ffn", "hidden", "sparsity") if getattr(self, n)]
+            fixed += ["--layers"] if self.layers is not None or self.keep_layer_indices else []
+            if fixed:
+                raise SlimtuneError(f"{', '.join(fixed)}: --method learned decides the cuts itself from "
+                                    "--target-speedup; drop them (or use --method oneshot)")
+            if self.epochs < 1 or self.final_epochs < 0:
+                raise SlimtuneError("--epochs: at least 1 epoch of gate training; --final-epochs: 0 or more")
+        elif self.target_speedup is not None:
+            raise SlimtuneError("--target-speedup: goes with --method learned (oneshot cuts by --heads/--ffn/--layers)")
         if self.vocab_extra and (self.vocab != "data" or not Path(self.vocab_extra).is_file()):
             raise SlimtuneError(f"--vocab-extra: a text file (one text per line) that goes with --vocab data, got {self.vocab_extra}")
 
@@ -157,6 +190,10 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     resolved = resolve_model(spec.model)
     ensure_writable(out)
     data = data if data is not None else load_data(spec.data)
+    if spec.method == "learned":
+        from slimtune.pruning.learned import run_learned
+
+        return run_learned(spec, data)
     import torch
 
     from slimtune.data.tokenize import encode_data

@@ -53,7 +53,8 @@ class TrainSpec:
     compile: bool = False
     """torch.compile the model (pays off on a GPU with fixed shapes)."""
     select_metric: str = "accuracy"
-    """Validation metric that picks the best epoch, whose weights are kept."""
+    """Validation metric that picks the best epoch, whose weights are kept; "last" keeps the final
+    epoch (a model whose shape is being learnt: an earlier epoch is a bigger model)."""
     log_every: int = 10
     """Steps between progress lines."""
     max_steps: int | None = None
@@ -69,8 +70,8 @@ class TrainSpec:
             raise SlimtuneError(f"--lr: must be between 0 and 1, got {self.lr}")
         if not 0 <= self.warmup_ratio < 1:
             raise SlimtuneError(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
-        if self.select_metric not in ("accuracy", "f1_macro"):
-            raise SlimtuneError(f"select_metric: use accuracy or f1_macro, not {self.select_metric}")
+        if self.select_metric not in ("accuracy", "f1_macro", "last"):
+            raise SlimtuneError(f"select_metric: use accuracy, f1_macro or last, not {self.select_metric}")
 
 
 @dataclass
@@ -180,11 +181,14 @@ def with_lr(spec: TrainSpec, model) -> TrainSpec:
 
 
 def _optimizer(model, spec: TrainSpec):
+    # a model may ask for its own groups (learned gates: a far larger rate, no decay)
+    own = model.optimizer_groups(spec.lr) if hasattr(model, "optimizer_groups") else []
+    taken = {id(p) for group in own for p in group["params"]}
     decay, no_decay = [], []
     for name, param in model.named_parameters():
-        if param.requires_grad:
+        if param.requires_grad and id(param) not in taken:
             (no_decay if param.ndim < 2 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}] + own
     on_cuda = next(model.parameters()).is_cuda
     return torch.optim.AdamW(groups, lr=spec.lr, fused=on_cuda)  # one kernel per step on a GPU
 
@@ -262,7 +266,7 @@ def train(
     total_steps = steps_per_epoch * spec.epochs
     if spec.max_steps:
         total_steps = min(total_steps, spec.max_steps)
-    optimizer = _optimizer(model, spec)
+    optimizer = _optimizer(core, spec)
     scheduler = _linear_warmup_decay(optimizer, int(spec.warmup_ratio * total_steps), total_steps)
 
     result = TrainResult(lr=spec.lr)
@@ -326,8 +330,9 @@ def train(
             "samples_per_s": loss_count * per_worker * ctx.world_size / seconds,
         }
         result.history.append(row)
-        if val[spec.select_metric] > best_score:
-            best_score, best_state = val[spec.select_metric], _cpu_state(core)
+        score = epoch if spec.select_metric == "last" else val[spec.select_metric]
+        if score > best_score:
+            best_score, best_state = score, _cpu_state(core)
             result.best_epoch, result.best_metrics = epoch + 1, {k: v for k, v in val.items() if k != "confusion"}
         if ctx.rank == 0:
             log.info(

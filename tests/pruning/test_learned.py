@@ -1,0 +1,120 @@
+"""Learned pruning: hard-concrete gates on every family act exactly as the removal they stand for,
+the expected latency follows the latency model, and `prune --method learned` runs end to end and
+meets its target on the tiny model."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from slimtune.exporting.latency_model import LatencyModel
+from slimtune.models.surgery import model_layer_shape
+from slimtune.pruning.learned import GatedModel, HardConcrete, apply_decision
+from tests.helpers import FAMILIES, build_family_model, build_family_tokenizer
+
+LATENCY = LatencyModel(family="bert", hidden_size=32, num_heads=4, ffn=64, seq=128, batch=1, threads=1,
+                       terms={"fp32": {"fixed": 1.0, "c0": 0.1, "per_head": 0.05, "per_neuron": 0.01}})
+
+
+def test_hard_concrete_gates_start_open_and_are_deterministic_in_evaluation():
+    gates = HardConcrete(1000, init_keep=0.9)
+    assert gates.keep_prob().mean().item() == pytest.approx(0.9, abs=1e-4)
+    gates.train()
+    sample = gates()
+    assert ((sample == 0) | (sample == 1)).any() and (sample >= 0).all() and (sample <= 1).all()
+    gates.eval()
+    assert torch.equal(gates(), gates())
+    with torch.no_grad():
+        gates.log_alpha[:300] = -10.0
+    assert len(gates.keep()) == round(gates.keep_prob().sum().item()) and all(i >= 300 for i in gates.keep())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_closed_gates_equal_the_removal_they_stand_for(family):
+    tok = build_family_tokenizer(family)
+    model = build_family_model(family, vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    batch = tok(["sunny warm golden day", "dark cold storm today and very grey sky"], padding=True, return_tensors="pt")
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    gated = GatedModel(copy.deepcopy(model), LATENCY, target_ratio=0.5, total_steps=10).eval()
+    with torch.no_grad():
+        for module in (*gated.heads, *gated.neurons, *gated.layers):
+            module.log_alpha.fill_(20.0)  # open: exactly 1
+        gated.heads[0].log_alpha[[1, 3]] = -20.0  # closed: exactly 0
+        gated.heads[2].log_alpha[[0, 1, 2]] = -20.0
+        gated.neurons[0].log_alpha[10:50] = -20.0
+        gated.neurons[2].log_alpha[:60] = -20.0
+        gated.layers[1].log_alpha.fill_(-20.0)  # the whole layer
+        masked = gated(**inputs).logits
+    decision = gated.decide()
+    assert decision[1] is None and decision[0]["heads"] == [0, 2] and decision[2]["heads"] == [3]
+    pruned = gated.release()
+    with torch.no_grad():
+        assert torch.allclose(pruned(**inputs).logits, model(**inputs).logits)  # the hooks are gone
+    record = apply_decision(pruned, decision)
+    assert record == {"kept_layers": [0, 2], "heads": [2, 1], "ffn": [24, 4]}
+    with torch.no_grad():
+        removed = pruned(**inputs).logits
+    tolerance = 1e-5 * masked.abs().max().item()
+    assert (removed - masked).abs().max().item() <= tolerance
+    with torch.no_grad():  # and the cut changed the logits far beyond that tolerance: not vacuous
+        assert (masked - model(**inputs).logits).abs().max().item() > 1000 * tolerance
+
+
+def test_expected_latency_follows_the_latency_model_and_the_penalty_pushes_gates_shut():
+    tok = build_family_tokenizer("bert")
+    model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    gated = GatedModel(model, LATENCY, target_ratio=0.25, total_steps=4, ramp=0.5)
+    with torch.no_grad():
+        for module in (*gated.heads, *gated.neurons, *gated.layers):
+            module.log_alpha.fill_(20.0)
+    assert gated.expected_ms().item() == pytest.approx(LATENCY.predict(model_layer_shape(model)), rel=1e-4)
+    assert gated.teacher_ms == pytest.approx(1.0 + 3 * (0.1 + 0.05 * 4 + 0.01 * 64))
+    assert gated.target() == gated.start_ratio and 0.8 < gated.start_ratio < 1  # where the gates began
+    gated.step.fill_(2)  # half way: the ramp is over
+    assert gated.target() == pytest.approx(0.25)
+    with torch.no_grad():
+        for module in (*gated.heads, *gated.neurons, *gated.layers):
+            module.log_alpha.fill_(2.0)
+        gated.lagrange.fill_(1.0)
+    gated.penalty().backward()
+    assert all((m.log_alpha.grad > 0).all() for m in gated.neurons)  # descent lowers log_alpha: fewer units
+    assert gated.lagrange.grad < 0  # reversed: descent raises the multiplier while the target is missed
+
+
+@pytest.mark.slow
+def test_prune_learned_end_to_end(tiny_model_dir, texts_csv, tmp_path):
+    from slimtune.exporting.latency_model import profile
+    from slimtune.models import load_classifier
+    from slimtune.pruning.run import PruneSpec, run_prune
+
+    latency = profile(load_classifier(str(tiny_model_dir), ("neg", "pos")), seq=32, threads=1, rounds=2)
+    latency.save(tmp_path / "latency.json")
+    spec = PruneSpec(model=str(tiny_model_dir), data=str(texts_csv), out=str(tmp_path / "out"), method="learned",
+                     target_speedup=1.5, epochs=2, final_epochs=1, lr=3e-3, batch_size=16, max_length=32, seq=32,
+                     latency_model=str(tmp_path / "latency.json"))
+    metrics = run_prune(spec)
+    assert {"latency_ms", "teacher_latency_ms", "speedup", "latency_ms_predicted", "shape"} <= set(metrics)
+    assert metrics["speedup"] == pytest.approx(metrics["teacher_latency_ms"] / metrics["latency_ms"])
+    assert metrics["latency_ms_predicted"] <= latency.predict([(4, 64)] * 2) / 1.2  # the gates closed units
+    assert len(metrics["gate_history"]) == 2 and len(metrics["final_history"]) == 1
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["pruned"]["heads"] == [s["heads"] for s in metrics["shape"]]
+    from slimtune.models.load import load_classifier as reload
+
+    model = reload(str(tmp_path / "out" / "model"), ("neg", "pos"))
+    assert [tuple(s.values()) for s in metrics["shape"]] == model_layer_shape(model)
+
+
+def test_learned_settings_fail_in_one_line_before_any_work():
+    from slimtune.errors import SlimtuneError
+    from slimtune.pruning.run import PruneSpec
+
+    with pytest.raises(SlimtuneError, match="--target-speedup: --method learned needs a speed-up above 1"):
+        PruneSpec(model="m", data="builtin:tweets", out="o", method="learned")
+    with pytest.raises(SlimtuneError, match="--heads, --layers: --method learned decides the cuts itself"):
+        PruneSpec(model="m", data="builtin:tweets", out="o", method="learned", target_speedup=4, heads=0.5, layers=2)
+    with pytest.raises(SlimtuneError, match="--target-speedup: goes with --method learned"):
+        PruneSpec(model="m", data="builtin:tweets", out="o", target_speedup=4)
+    with pytest.raises(SlimtuneError, match="--method: oneshot or learned"):
+        PruneSpec(model="m", data="builtin:tweets", out="o", method="l0")
