@@ -275,7 +275,8 @@ def run_learned(spec, data) -> dict:
     mapping = list(range(len(encoder_layers(model))))
     distill = DistillLoss(LossSpec(), mapping, teacher_logits=logits,
                           teacher_split=None if same else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
-    gate_spec = TrainSpec(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.data.seed,
+    seed = spec.data.seed if spec.train_seed is None else spec.train_seed
+    gate_spec = TrainSpec(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed,
                           select_metric="last")  # an earlier epoch is a bigger model
     ft = FinetuneSpec(model=spec.model, data=spec.data, out=spec.out, train=gate_spec, max_length=spec.max_length,
                       workers=0)
@@ -289,7 +290,7 @@ def run_learned(spec, data) -> dict:
     log.info(f"kept layers {kept['kept_layers']}, heads {kept['heads']}, FFN {kept['ffn']}")
     final_record = None
     if spec.final_epochs:
-        final_spec = TrainSpec(epochs=spec.final_epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.data.seed)
+        final_spec = TrainSpec(epochs=spec.final_epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed)
         final = DistillLoss(LossSpec(), list(range(len(kept["kept_layers"]))), teacher_logits=logits,
                             teacher_split=None if same else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
         model, final_record, _, _ = train_model(FinetuneSpec(model=spec.model, data=spec.data, out=spec.out,

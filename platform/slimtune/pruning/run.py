@@ -74,6 +74,9 @@ class PruneSpec:
     """learned: tokens per input the latency is predicted and measured at."""
     threads: int = 1
     """learned: ONNX Runtime threads the latency is predicted and measured at."""
+    train_seed: int | None = None
+    """learned: seed of the gates' noise and of shuffling (None: the data's seed, which also fixes
+    the split); a benchmark varies it over one split."""
 
     def __post_init__(self):
         object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
@@ -99,6 +102,7 @@ class PruneSpec:
                 raise SlimtuneError(f"--target-speedup: --method learned needs a speed-up above 1, got {self.target_speedup}")
             fixed = [f"--{n}" for n in ("heads", "ffn", "hidden", "sparsity") if getattr(self, n)]
             fixed += ["--layers"] if self.layers is not None or self.keep_layer_indices else []
+            fixed += ["--vocab data"] if self.vocab == "data" else []  # prune the result's vocabulary after
             if fixed:
                 raise SlimtuneError(f"{', '.join(fixed)}: --method learned decides the cuts itself from "
                                     "--target-speedup; drop them (or use --method oneshot)")
