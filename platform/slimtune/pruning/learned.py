@@ -221,13 +221,37 @@ def measure_pair(teacher, student, seq: int, threads: int, rounds: int = 7) -> t
     return ms["teacher"], ms["student"]
 
 
+def learn_and_cut(model, latency, target_speedup: float, loss, train_split, val_split, spec, *, num_labels: int,
+                  pad_token_id: int, train_fn=None):
+    """Train gates on `model` (in place, with its weights) for `spec.epochs` towards the target,
+    then remove what they closed. Returns (the kept shape, the gate training's record). `train_fn`
+    as the search passes it (default: the plain loop here)."""
+    from dataclasses import replace
+
+    from slimtune import log
+    from slimtune.train.loop import train
+
+    steps = math.ceil(len(train_split) / spec.batch_size) * spec.epochs
+    gated = GatedModel(model, latency, 1.0 / target_speedup, steps)
+    log.info(f"learning gates for {spec.epochs} epoch(s): expected latency {float(gated.expected_ms().detach()):.2f} ms, "
+             f"target {gated.teacher_ms / target_speedup:.2f} ms (predicted, fp32)")
+    record = (train_fn or train)(gated, train_split, val_split, replace(spec, select_metric="last"),  # an earlier
+                                 num_labels=num_labels, pad_token_id=pad_token_id,                  # epoch is bigger
+                                 loss_fn=_with_penalty(loss))
+    log.info(f"gates learnt: expected latency {float(gated.expected_ms().detach()):.2f} ms")
+    decision = gated.decide()
+    kept = apply_decision(gated.release(), decision)
+    log.info(f"kept layers {kept['kept_layers']}, heads {kept['heads']}, FFN {kept['ffn']}")
+    return kept, record
+
+
 def run_learned(spec, data) -> dict:
     """`slimtune prune --method learned`: train gates towards the target speed-up with distillation,
     remove what they closed, distil briefly again, time teacher and student in turns; write
     out/model/, out/metrics.json and out/latency_model.json."""
     import json
     import time
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
     from pathlib import Path
 
     from slimtune import __version__, log
@@ -240,8 +264,7 @@ def run_learned(spec, data) -> dict:
     from slimtune.models.load import provenance
     from slimtune.models.surgery import encoder_layers, model_layer_shape
     from slimtune.storage import ensure_writable
-    from slimtune.train.finetune import FinetuneSpec, train_model
-    from slimtune.train.loop import TrainSpec
+    from slimtune.train.loop import TrainSpec, train
     from slimtune.train.report import model_metrics
 
     out = ensure_writable(spec.out)
@@ -270,32 +293,18 @@ def run_learned(spec, data) -> dict:
                             f"{spec.threads}: profile again (slimtune bench --profile)")
 
     started = time.perf_counter()
-    steps = math.ceil(len(encoded["train"]) / spec.batch_size) * spec.epochs
-    gated = GatedModel(model, latency, 1.0 / spec.target_speedup, steps)
-    mapping = list(range(len(encoder_layers(model))))
-    distill = DistillLoss(LossSpec(), mapping, teacher_logits=logits,
+    distill = DistillLoss(LossSpec(), list(range(len(encoder_layers(model)))), teacher_logits=logits,
                           teacher_split=None if same else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
     seed = spec.data.seed if spec.train_seed is None else spec.train_seed
-    gate_spec = TrainSpec(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed,
-                          select_metric="last")  # an earlier epoch is a bigger model
-    ft = FinetuneSpec(model=spec.model, data=spec.data, out=spec.out, train=gate_spec, max_length=spec.max_length,
-                      workers=0)
-    log.info(f"learning gates for {spec.epochs} epoch(s): expected latency {gated.expected_ms():.2f} ms, "
-             f"target {gated.teacher_ms / spec.target_speedup:.2f} ms (predicted, fp32)")
-    gated, gate_record, _, _ = train_model(ft, gated, encoded, data, pad, out, loss_fn=_with_penalty(distill))
-    log.info(f"gates learnt: expected latency {gated.expected_ms():.2f} ms")
-    decision = gated.decide()
-    model = gated.release()
-    kept = apply_decision(model, decision)
-    log.info(f"kept layers {kept['kept_layers']}, heads {kept['heads']}, FFN {kept['ffn']}")
+    gate_spec = TrainSpec(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed)
+    kept, gate_record = learn_and_cut(model, latency, spec.target_speedup, distill, encoded["train"],
+                                      encoded["validation"], gate_spec, num_labels=data.num_labels, pad_token_id=pad)
     final_record = None
     if spec.final_epochs:
-        final_spec = TrainSpec(epochs=spec.final_epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed)
         final = DistillLoss(LossSpec(), list(range(len(kept["kept_layers"]))), teacher_logits=logits,
                             teacher_split=None if same else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
-        model, final_record, _, _ = train_model(FinetuneSpec(model=spec.model, data=spec.data, out=spec.out,
-                                                             train=final_spec, max_length=spec.max_length, workers=0),
-                                                model, encoded, data, pad, out, loss_fn=final)
+        final_record = train(model, encoded["train"], encoded["validation"], replace(gate_spec, epochs=spec.final_epochs),
+                             num_labels=data.num_labels, pad_token_id=pad, loss_fn=final)
     prune_seconds = time.perf_counter() - started
     after = model_metrics(model.eval(), encoded["test"], data.num_labels, pad)
     teacher_ms, student_ms = measure_pair(teacher, model, spec.seq, spec.threads)
