@@ -61,3 +61,38 @@ def test_a_trial_on_every_family(family, texts_csv, tmp_path):
     assert metrics["hidden_size"] == 16 and metrics["latency_ms"] > 0 and 0 <= metrics["accuracy"] <= 1
     model = load_classifier(str(tmp_path / "trial" / "model"), shared.label_names)
     assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 16
+
+
+def test_a_learned_trial_finds_its_own_shape_and_reloads(trained_tiny_dir, texts_csv, tmp_path):
+    """method learned in a trial: gates towards the target (after a layer cut), then the usual
+    distillation; the uneven shape is saved with the layers' place in the teacher."""
+    import dataclasses
+
+    from slimtune.data import DataSpec
+    from slimtune.errors import SlimtuneError
+    from slimtune.models import load_classifier
+    from slimtune.models.load import read_model_info
+    from slimtune.models.surgery import model_layer_shape
+    from slimtune.searching.driver import SearchSpec, build_shared
+    from slimtune.searching.objective import run_candidate
+    from slimtune.searching.space import Candidate
+    from tests.pruning.test_learned import LATENCY
+
+    spec = SearchSpec(teacher=str(trained_tiny_dir), data=DataSpec(str(texts_csv)), space="unused.py",
+                      out=str(tmp_path / "s"), max_train_samples=None, max_length=32, seq=32)
+    shared, _ = build_shared(spec, measure_teacher=False)
+    candidate = Candidate(method="learned", target_speedup=1.8, layers=2, lr=3e-3, epochs=4)
+    with pytest.raises(SlimtuneError, match="method learned needs a latency model"):
+        run_candidate(candidate, shared, tmp_path / "no-model")
+    shared = dataclasses.replace(shared, latency_model=dataclasses.asdict(LATENCY))
+    metrics = run_candidate(candidate, shared, tmp_path / "trial")
+    full = LATENCY.predict([(4, 64)] * 2)
+    assert metrics["latency_ms_predicted"] <= full / 1.4  # the gates closed units towards 1.8x
+    info = read_model_info(tmp_path / "trial" / "model")
+    assert info["pruned"]["method"] == "learned" and set(info["pruned"]["kept_layers"]) <= {0, 1}
+    model = load_classifier(str(tmp_path / "trial" / "model"), shared.label_names)
+    assert model_layer_shape(model) == list(zip(info["pruned"]["heads"], info["pruned"]["ffn"]))
+    with pytest.raises(SlimtuneError, match="heads and ffn go with method oneshot"):
+        Candidate(method="learned", target_speedup=4, heads=0.5)
+    with pytest.raises(SlimtuneError, match="knob target_speedup"):
+        Candidate(method="learned")

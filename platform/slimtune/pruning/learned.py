@@ -77,7 +77,7 @@ class GatedModel(nn.Module):
     """A classifier with gates on its heads, FFN neurons and layers. Its forward returns the model's
     output; `penalty()` the Lagrangian term for the current step."""
 
-    def __init__(self, model, latency, target_ratio: float, total_steps: int, ramp: float = 0.5,
+    def __init__(self, model, latency, target_ms: float, total_steps: int, ramp: float = 0.5,
                  precision: str = "fp32"):
         super().__init__()
         self.model = model
@@ -90,11 +90,12 @@ class GatedModel(nn.Module):
         self.lagrange = nn.Parameter(torch.zeros(()))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))  # checkpointed with the rest
         self.terms = latency.terms[precision]
-        self.teacher_ms = latency.predict([(len(h.log_alpha), len(f.log_alpha))
-                                           for h, f in zip(self.heads, self.neurons)], precision)
-        self.target_ratio, self.total_steps, self.ramp = target_ratio, max(1, total_steps), ramp
+        # ratios are to this model's own predicted latency, ungated
+        self.full_ms = latency.predict([(len(h.log_alpha), len(f.log_alpha))
+                                        for h, f in zip(self.heads, self.neurons)], precision)
+        self.target_ratio, self.total_steps, self.ramp = target_ms / self.full_ms, max(1, total_steps), ramp
         with torch.no_grad():  # the ramp starts where the gates start (not at 1): no early push to open them
-            self.start_ratio = float(self.expected_ms()) / self.teacher_ms
+            self.start_ratio = float(self.expected_ms()) / self.full_ms
         self._z: dict = {}
         self._hooks = []
         for i, layer in enumerate(layers):
@@ -149,7 +150,7 @@ class GatedModel(nn.Module):
         return self.start_ratio + done * (self.target_ratio - self.start_ratio)
 
     def penalty(self) -> torch.Tensor:
-        gap = self.expected_ms() / self.teacher_ms - self.target()
+        gap = self.expected_ms() / self.full_ms - self.target()
         return _Reverse.apply(self.lagrange) * gap * gap
 
     def gate_lr(self) -> float:
@@ -221,20 +222,20 @@ def measure_pair(teacher, student, seq: int, threads: int, rounds: int = 7) -> t
     return ms["teacher"], ms["student"]
 
 
-def learn_and_cut(model, latency, target_speedup: float, loss, train_split, val_split, spec, *, num_labels: int,
+def learn_and_cut(model, latency, target_ms: float, loss, train_split, val_split, spec, *, num_labels: int,
                   pad_token_id: int, train_fn=None):
-    """Train gates on `model` (in place, with its weights) for `spec.epochs` towards the target,
-    then remove what they closed. Returns (the kept shape, the gate training's record). `train_fn`
-    as the search passes it (default: the plain loop here)."""
+    """Train gates on `model` (in place, with its weights) for `spec.epochs` towards `target_ms` of
+    predicted latency, then remove what they closed. Returns (the kept shape, the gate training's
+    record). `train_fn` as the search passes it (default: the plain loop here)."""
     from dataclasses import replace
 
     from slimtune import log
     from slimtune.train.loop import train
 
     steps = math.ceil(len(train_split) / spec.batch_size) * spec.epochs
-    gated = GatedModel(model, latency, 1.0 / target_speedup, steps)
+    gated = GatedModel(model, latency, target_ms, steps)
     log.info(f"learning gates for {spec.epochs} epoch(s): expected latency {float(gated.expected_ms().detach()):.2f} ms, "
-             f"target {gated.teacher_ms / target_speedup:.2f} ms (predicted, fp32)")
+             f"target {target_ms:.2f} ms (predicted, fp32)")
     record = (train_fn or train)(gated, train_split, val_split, replace(spec, select_metric="last"),  # an earlier
                                  num_labels=num_labels, pad_token_id=pad_token_id,                  # epoch is bigger
                                  loss_fn=_with_penalty(loss))
@@ -297,7 +298,9 @@ def run_learned(spec, data) -> dict:
                           teacher_split=None if same else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
     seed = spec.data.seed if spec.train_seed is None else spec.train_seed
     gate_spec = TrainSpec(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed)
-    kept, gate_record = learn_and_cut(model, latency, spec.target_speedup, distill, encoded["train"],
+    # the target is relative to the model being pruned (the teacher unless --teacher says otherwise)
+    target_ms = latency.predict(model_layer_shape(model)) / spec.target_speedup
+    kept, gate_record = learn_and_cut(model, latency, target_ms, distill, encoded["train"],
                                       encoded["validation"], gate_spec, num_labels=data.num_labels, pad_token_id=pad)
     final_record = None
     if spec.final_epochs:

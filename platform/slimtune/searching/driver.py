@@ -170,6 +170,20 @@ def check_space(space, constraints: Constraints | None, teacher: TeacherInfo) ->
     return loaded
 
 
+def _samples_learned(space: SearchSpace, teacher: TeacherInfo, tries: int = 32) -> bool:
+    """Whether random draws of the space give a candidate with method learned."""
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(tries):
+        try:
+            if space.sample(study.ask(), teacher).method == "learned":
+                return True
+        except SlimtuneError:
+            return False  # needs the teacher's figures: found out at the first trial instead
+    return False
+
+
 def _finetune_test_accuracy(teacher_dir: str, fingerprint: str, max_length: int) -> float | None:
     """The teacher's test accuracy from its `slimtune finetune` metrics, when they are of this data."""
     path = Path(teacher_dir).parent / "metrics.json"
@@ -349,6 +363,9 @@ def run_search(spec: SearchSpec, data=None) -> SearchResult:
     saved = _read_json(out / "teacher.json") if spec.resume else None
     info = teacher_info(spec.teacher, saved, spec.reference)  # the shape from the config; figures once measured
     space = check_space(spec.space, spec.constraints, info)
+    if not spec.latency_model and _samples_learned(space, info):
+        raise SlimtuneError("--latency-model: the space samples method learned, whose gates aim at a predicted "
+                            "latency; make one with `slimtune bench --profile --model TEACHER --out FILE.json`")
     if saved:
         space.constraints.check_teacher(saved)
     storage = resolve_storage(spec.storage, out / "tune")

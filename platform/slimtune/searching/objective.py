@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from slimtune.errors import SlimtuneError
 from slimtune.searching.space import Candidate
 
 
@@ -88,7 +89,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     from slimtune.distillation.run import uniform_layer_map
     from slimtune.models.vocab import prune_to_data
     from slimtune.models.load import save_model
-    from slimtune.models.surgery import encoder_flops, encoder_layers
+    from slimtune.models.surgery import encoder_flops, encoder_layers, model_layer_shape
     from slimtune.pruning.run import _calibration, apply_pruning
     from slimtune.train.loop import TrainSpec, evaluate, train
 
@@ -102,8 +103,12 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     if candidate.importance == "taylor" and (candidate.heads or candidate.ffn or candidate.hidden):
         calibration = _calibration(encoded["train"], tokenizer.pad_token_id, shared.batch_size, 4, shared.seed)
     n_base = len(encoder_layers(student))
+    base_shape = model_layer_shape(student)
     kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, hidden=candidate.hidden,
                          layers=candidate.layers, importance=candidate.importance, calibration=calibration)
+    if candidate.method == "learned":
+        kept = _learn_shape(candidate, shared, teacher, base_shape, student, encoded, kept, tokenizer.pad_token_id,
+                            train_fn)
     vocab = {"vocab_size": len(tokenizer), "vocab": "full"}
     if (candidate.vocab or shared.vocab) == "data":
         student, tokenizer, vocab = prune_to_data(student, tokenizer, encoded["train"])
@@ -159,6 +164,41 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         "base_layers": n_base,
         "model_path": str(folder / "model"),
     }
+
+
+def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, student, encoded, kept: dict,
+                 pad_token_id: int, train_fn) -> dict:
+    """Gates trained for the candidate's epochs towards its target speed-up, then removal; the
+    layers kept so far map to their place in the base."""
+    from slimtune.distillation.losses import DistillLoss, LossSpec
+    from slimtune.exporting.latency_model import LatencyModel
+    from slimtune.pruning.learned import learn_and_cut
+    from slimtune.train.loop import TrainSpec
+
+    if not shared.latency_model:
+        raise SlimtuneError("space: method learned needs a latency model: pass --latency-model "
+                            "(slimtune bench --profile --model TEACHER --out FILE.json)")
+    latency = LatencyModel(**shared.latency_model)
+    if latency.hidden_size != student.config.hidden_size:
+        raise SlimtuneError(f"space: method learned: the latency model is for hidden size {latency.hidden_size}, "
+                            f"this student has {student.config.hidden_size} (base {candidate.base}, hidden "
+                            f"{candidate.hidden}); profile that width too")
+    loss = DistillLoss(LossSpec(temperature=candidate.temperature, standardize=candidate.standardize,
+                                alpha=candidate.alpha), list(range(len(kept["kept_layers"]))),
+                       teacher_logits=shared.teacher_logits,
+                       teacher_split=None if encoded is shared.encoded else shared.encoded["train"],
+                       teacher_pad_id=shared.pad_token_id)
+    # relative to the teacher where the profile fits its width, else to the base before any cut
+    full_ms = (latency.predict_model(teacher) if teacher.config.hidden_size == latency.hidden_size
+               else latency.predict(base_shape))
+    target_ms = full_ms / candidate.target_speedup
+    spec = TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
+                     log_every=10_000, max_steps=shared.max_steps)
+    shape, _ = learn_and_cut(student, latency, target_ms, loss, encoded["train"],
+                             encoded["validation"], spec, num_labels=len(shared.label_names),
+                             pad_token_id=pad_token_id, train_fn=train_fn)
+    return {**kept, "kept_layers": [kept["kept_layers"][i] for i in shape["kept_layers"]],
+            "heads": shape["heads"], "ffn": shape["ffn"], "method": "learned"}
 
 
 def _encode(shared: Shared, tokenizer) -> dict:

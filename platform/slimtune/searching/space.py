@@ -78,6 +78,12 @@ class Candidate:
     logits (and hidden states where its tokens line up with the teacher's)."""
     importance: str = "magnitude"
     """How units are ranked before removal: magnitude or taylor."""
+    method: str = "oneshot"
+    """oneshot: cut by the ratios above; learned: after `layers`, gates over heads, FFN neurons and
+    layers are trained for `epochs` towards `target_speedup` (pruning.learned; needs the search's
+    latency model), then the student is distilled as any other."""
+    target_speedup: float | None = None
+    """learned: the teacher's predicted latency over the student's, to reach."""
     temperature: float = 2.0
     standardize: bool = True
     """Z-score the logits before softening (slimtune.distillation.losses.LossSpec.standardize)."""
@@ -106,6 +112,9 @@ class Candidate:
             "hidden": 0 <= self.hidden < 1,
             "base": isinstance(self.base, str) and bool(self.base),
             "importance": self.importance in ("magnitude", "taylor"),
+            "method": self.method in ("oneshot", "learned"),
+            "target_speedup": (self.target_speedup is None if self.method == "oneshot"
+                               else self.target_speedup is not None and self.target_speedup > 1),
             "temperature": self.temperature > 0,
             "standardize": isinstance(self.standardize, bool),
             "alpha": 0 <= self.alpha <= 1,
@@ -118,6 +127,9 @@ class Candidate:
         for knob, ok in checks.items():
             if not ok:
                 raise SlimtuneError(f"space: knob {knob}={getattr(self, knob)!r} is out of range (see Candidate.{knob})")
+        if self.method == "learned" and (any(_ratios(self.heads)) or any(_ratios(self.ffn))):
+            raise SlimtuneError("space: knobs heads and ffn go with method oneshot; with method learned the "
+                                "gates decide them (layers and hidden still cut first)")
         for knob in ("heads", "ffn"):
             value = getattr(self, knob)
             if isinstance(value, tuple) and self.layers is not None and len(value) != self.layers:
