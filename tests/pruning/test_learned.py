@@ -36,7 +36,7 @@ def test_closed_gates_equal_the_removal_they_stand_for(family):
     model = build_family_model(family, vocab_size=len(tok), pad_token_id=tok.pad_token_id)
     batch = tok(["sunny warm golden day", "dark cold storm today and very grey sky"], padding=True, return_tensors="pt")
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    gated = GatedModel(copy.deepcopy(model), LATENCY, target_ratio=0.5, total_steps=10).eval()
+    gated = GatedModel(copy.deepcopy(model), LATENCY, target_ms=2.0, total_steps=10).eval()
     with torch.no_grad():
         for module in (*gated.heads, *gated.neurons, *gated.layers):
             module.log_alpha.fill_(20.0)  # open: exactly 1
@@ -64,12 +64,13 @@ def test_closed_gates_equal_the_removal_they_stand_for(family):
 def test_expected_latency_follows_the_latency_model_and_the_penalty_pushes_gates_shut():
     tok = build_family_tokenizer("bert")
     model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
-    gated = GatedModel(model, LATENCY, target_ratio=0.25, total_steps=4, ramp=0.5)
+    full = 1.0 + 3 * (0.1 + 0.05 * 4 + 0.01 * 64)
+    gated = GatedModel(model, LATENCY, target_ms=full / 4, total_steps=4, ramp=0.5)
     with torch.no_grad():
         for module in (*gated.heads, *gated.neurons, *gated.layers):
             module.log_alpha.fill_(20.0)
     assert gated.expected_ms().item() == pytest.approx(LATENCY.predict(model_layer_shape(model)), rel=1e-4)
-    assert gated.teacher_ms == pytest.approx(1.0 + 3 * (0.1 + 0.05 * 4 + 0.01 * 64))
+    assert gated.full_ms == pytest.approx(full)
     assert gated.target() == gated.start_ratio and 0.8 < gated.start_ratio < 1  # where the gates began
     gated.step.fill_(2)  # half way: the ramp is over
     assert gated.target() == pytest.approx(0.25)
