@@ -85,11 +85,13 @@ def test_expected_latency_follows_the_latency_model_and_the_penalty_pushes_gates
 
 @pytest.mark.slow
 def test_prune_learned_end_to_end(tiny_model_dir, texts_csv, tmp_path):
-    from slimtune.exporting.latency_model import profile
-    from slimtune.models import load_classifier
+    import dataclasses
+
     from slimtune.pruning.run import PruneSpec, run_prune
 
-    latency = profile(load_classifier(str(tiny_model_dir), ("neg", "pos")), seq=32, threads=1, rounds=2)
+    # terms as a profile would give them, fixed here so the target is the test's, not the timer's
+    # (profiling itself is tested in tests/exporting/test_latency_model.py)
+    latency = dataclasses.replace(LATENCY, seq=32)
     latency.save(tmp_path / "latency.json")
     spec = PruneSpec(model=str(tiny_model_dir), data=str(texts_csv), out=str(tmp_path / "out"), method="learned",
                      target_speedup=1.5, epochs=2, final_epochs=1, lr=3e-3, batch_size=16, max_length=32, seq=32,
@@ -97,7 +99,7 @@ def test_prune_learned_end_to_end(tiny_model_dir, texts_csv, tmp_path):
     metrics = run_prune(spec)
     assert {"latency_ms", "teacher_latency_ms", "speedup", "latency_ms_predicted", "shape"} <= set(metrics)
     assert metrics["speedup"] == pytest.approx(metrics["teacher_latency_ms"] / metrics["latency_ms"])
-    assert metrics["latency_ms_predicted"] <= latency.predict([(4, 64)] * 2) / 1.2  # the gates closed units
+    assert metrics["latency_ms_predicted"] <= latency.predict([(4, 64)] * 2) / 1.3  # the gates closed units
     assert len(metrics["gate_history"]) == 2 and len(metrics["final_history"]) == 1
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["pruned"]["heads"] == [s["heads"] for s in metrics["shape"]]

@@ -92,3 +92,28 @@ def test_killed_worker_resumes_from_checkpoint(ray_cluster, tmp_path):
     assert len(record.resumed_from) == 1 and record.resumed_from[0] > 0  # from a checkpoint, not step 0
     assert record.resumed_from[0] % 10 == 0  # an epoch boundary: 10 steps per epoch
     assert len(record.history) == 6 and record.steps == 60
+
+
+def test_learned_gates_train_on_two_workers(ray_cluster, tmp_path):
+    """The gates and their multiplier are ordinary parameters: DDP averages them with the weights,
+    the checkpoint carries them, and the removal afterwards sees the trained gates."""
+    import torch
+
+    from slimtune.distillation.losses import DistillLoss, LossSpec
+    from slimtune.models.surgery import model_layer_shape
+    from slimtune.pruning.learned import learn_and_cut
+    from slimtune.searching.driver import _ray_train_fn
+    from tests.pruning.test_learned import LATENCY
+
+    tok, train_split, val_split = tiny_splits(200, 160, seed=1)
+    model = build_tiny_bert(vocab_size=len(tok))
+    full = LATENCY.predict(model_layer_shape(model))
+    logits = torch.randn(len(train_split), 2)
+    loss = DistillLoss(LossSpec(), [0, 1], teacher_logits=logits)
+    spec = TrainSpec(epochs=4, batch_size=16, lr=3e-3, log_every=1000)
+    kept, record = learn_and_cut(model, LATENCY, full / 1.8, loss, train_split, val_split, spec, num_labels=2,
+                                 pad_token_id=tok.pad_token_id,
+                                 train_fn=_ray_train_fn(2, False, 1, 1.0, str(tmp_path)))
+    assert len(record.history) == 4 and record.best_epoch == 4  # the last epoch: its shape is the learnt one
+    assert LATENCY.predict(model_layer_shape(model)) <= full / 1.4
+    assert kept["heads"] == [h for h, _ in model_layer_shape(model)]

@@ -250,12 +250,11 @@ def run_learned(spec, data) -> dict:
     """`slimtune prune --method learned`: train gates towards the target speed-up with distillation,
     remove what they closed, distil briefly again, time teacher and student in turns; write
     out/model/, out/metrics.json and out/latency_model.json."""
-    import json
     import time
-    from dataclasses import asdict, replace
+    from dataclasses import replace
     from pathlib import Path
 
-    from slimtune import __version__, log
+    from slimtune import log
     from slimtune.data.tokenize import encode_data
     from slimtune.distillation.cache import teacher_logits
     from slimtune.distillation.losses import DistillLoss, LossSpec
@@ -264,6 +263,7 @@ def run_learned(spec, data) -> dict:
     from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
     from slimtune.models.load import provenance
     from slimtune.models.surgery import encoder_layers, model_layer_shape
+    from slimtune.pruning.run import write_metrics
     from slimtune.storage import ensure_writable
     from slimtune.train.loop import TrainSpec, train
     from slimtune.train.report import model_metrics
@@ -331,10 +331,5 @@ def run_learned(spec, data) -> dict:
         "gate_history": gate_record.history,
         "final_history": final_record.history if final_record else [],
         "prune_seconds": prune_seconds,
-        "spec": {k: v for k, v in asdict(spec).items() if k != "data"},
-        "data": {"source": spec.data.source, "fingerprint": data.fingerprint},
-        "slimtune_version": __version__,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log.info(f"wrote {out / 'model'} and {out / 'metrics.json'}")
-    return metrics
+    return write_metrics(Path(out), spec, data, metrics)

@@ -257,10 +257,14 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
         "sparsity": sparse,
         "prune_seconds": prune_seconds,
         "recover_history": history,
-        "spec": {k: v for k, v in asdict(spec).items() if k != "data"},
-        "data": {"source": spec.data.source, "fingerprint": data.fingerprint},
-        "slimtune_version": __version__,
     }
+    return write_metrics(out, spec, data, metrics)
+
+
+def write_metrics(out: Path, spec: PruneSpec, data, metrics: dict) -> dict:
+    """Add the settings, the data's identity and the version; write out/metrics.json."""
+    metrics = {**metrics, "spec": {k: v for k, v in asdict(spec).items() if k != "data"},
+               "data": {"source": spec.data.source, "fingerprint": data.fingerprint}, "slimtune_version": __version__}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(f"wrote {out / 'model'} and {out / 'metrics.json'}")
     return metrics
