@@ -59,7 +59,8 @@ class PruneSpec:
     """oneshot: score once and cut by the ratios above; learned: hard-concrete gates over heads,
     FFN neurons and layers, trained with distillation towards `target_speedup` (pruning.learned)."""
     target_speedup: float | None = None
-    """learned: the measured ONNX fp32 speed-up over the teacher to reach."""
+    """learned: the ONNX fp32 speed-up over the model being pruned to aim at, as the latency model
+    predicts it (metrics.json reports the measured one beside)."""
     teacher: str | None = None
     """learned: the model distilled from (None: the model being pruned)."""
     epochs: int = 2
