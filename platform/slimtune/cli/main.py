@@ -128,7 +128,7 @@ def _distill_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, help="examples per step (default 32)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: by student width)")
     p.add_argument("--temperature", type=float, help="softening of the logit loss (default 2)")
-    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction,
                    help="z-score each example's logits before softening (default: on with 3 or more classes)")
     p.add_argument("--alpha", type=float, help="weight of the teacher's soft targets vs hard labels (default 0.5)")
     p.add_argument("--hidden-weight", type=float, help="weight of hidden-state MSE (default 0: off)")

@@ -267,6 +267,9 @@ def _ray_train_fn(workers: int, use_gpu: bool, threads: int, cpus: float, storag
     return fn
 
 
+TRIAL_METRICS = "trial_metrics.json"  # beside a trial's model in its checkpoint
+
+
 def _trainable(config: dict, shared=None, threads: int = 1, trial_workers: int = 0, use_gpu: bool = False,
                storage: str = "", worker_cpus: float = 1.0):
     """A Tune trial: candidate from the sampled knobs, built and measured in this process (its
@@ -279,12 +282,23 @@ def _trainable(config: dict, shared=None, threads: int = 1, trial_workers: int =
 
     from slimtune.searching.objective import run_candidate
 
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        # A trial that had reported before its driver stopped, restored by --resume because Tune's
+        # saved state still called it running: report what it measured instead of redoing it
+        # (a rerun would measure another latency).
+        with restored.as_directory() as folder:
+            saved = Path(folder) / TRIAL_METRICS
+            if saved.exists():
+                tune.report(json.loads(saved.read_text()), checkpoint=restored)
+                return
     torch.set_num_threads(threads)
     candidate = candidate_from({k: v for k, v in config.items() if k in KNOBS})
     train_fn = _ray_train_fn(trial_workers, use_gpu, threads, worker_cpus, join(storage, "train")) if trial_workers else None
     with tempfile.TemporaryDirectory(prefix="slimtune-trial-") as folder:
         metrics = run_candidate(candidate, shared, Path(folder), train_fn=train_fn)
         metrics["model_path"] = None  # set by the driver for the models it keeps
+        (Path(folder) / "model" / TRIAL_METRICS).write_text(json.dumps(metrics))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(Path(folder) / "model")))
 
 
