@@ -260,7 +260,7 @@ def run_learned(spec, data) -> dict:
     from slimtune.distillation.losses import DistillLoss, LossSpec
     from slimtune.errors import SlimtuneError
     from slimtune.exporting.latency_model import LatencyModel, profile
-    from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
+    from slimtune.models import load_classifier, load_config, load_tokenizer, resolve_model, save_model
     from slimtune.models.load import provenance
     from slimtune.models.surgery import encoder_layers, model_layer_shape
     from slimtune.pruning.run import write_metrics
@@ -272,6 +272,11 @@ def run_learned(spec, data) -> dict:
     resolved = resolve_model(spec.model)
     teacher_dir = resolve_model(spec.teacher or spec.model, "--teacher")
     latency = LatencyModel.load(spec.latency_model) if spec.latency_model else None  # a bad file fails now
+    width = load_config(resolved).hidden_size
+    if latency is not None and (latency.hidden_size, latency.seq, latency.threads) != (width, spec.seq, spec.threads):
+        raise SlimtuneError(f"--latency-model: made for hidden size {latency.hidden_size}, {latency.seq} tokens, "
+                            f"{latency.threads} thread(s); this run needs {width}, {spec.seq}, {spec.threads}: "
+                            "profile again (slimtune bench --profile)")  # before any data or weights are read
     tokenizer, teacher_tok = load_tokenizer(resolved), load_tokenizer(teacher_dir, "--teacher")
     encoded = encode_data(data, tokenizer, spec.max_length)
     same = teacher_dir == resolved
@@ -288,10 +293,6 @@ def run_learned(spec, data) -> dict:
                  "latency model; pass --latency-model to reuse one")
         latency = profile(model, seq=spec.seq, threads=spec.threads)
         latency.save(out / "latency_model.json")
-    if latency.hidden_size != model.config.hidden_size or latency.seq != spec.seq or latency.threads != spec.threads:
-        raise SlimtuneError(f"--latency-model: made for hidden size {latency.hidden_size}, {latency.seq} tokens, "
-                            f"{latency.threads} thread(s); this run needs {model.config.hidden_size}, {spec.seq}, "
-                            f"{spec.threads}: profile again (slimtune bench --profile)")
 
     started = time.perf_counter()
     distill = DistillLoss(LossSpec(), list(range(len(encoder_layers(model)))), teacher_logits=logits,

@@ -68,7 +68,8 @@ class PruneSpec:
     final_epochs: int = 1
     """learned: distillation epochs after the closed units are removed."""
     lr: float | None = None
-    """learned: peak learning rate of the weights (None: by width); the gates use 0.01."""
+    """learned: peak learning rate of the weights (None: by width); the gates move faster, at a
+    rate set by the number of steps (GatedModel.gate_lr)."""
     latency_model: str | None = None
     """learned: a saved latency model to reuse (None: profile the model first, saved to OUT)."""
     seq: int = 128
