@@ -61,7 +61,7 @@ def test_closed_gates_equal_the_removal_they_stand_for(family):
         assert (masked - model(**inputs).logits).abs().max().item() > 1000 * tolerance
 
 
-def test_expected_latency_follows_the_latency_model_and_the_penalty_pushes_gates_shut():
+def test_expected_latency_follows_the_latency_model_and_the_pressure_follows_the_gap():
     tok = build_family_tokenizer("bert")
     model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
     full = 1.0 + 3 * (0.1 + 0.05 * 4 + 0.01 * 64)
@@ -77,10 +77,52 @@ def test_expected_latency_follows_the_latency_model_and_the_penalty_pushes_gates
     with torch.no_grad():
         for module in (*gated.heads, *gated.neurons, *gated.layers):
             module.log_alpha.fill_(2.0)
-        gated.lagrange.fill_(1.0)
-    gated.penalty().backward()
+    before = gated.pressure.item()
+    gated.train().penalty().backward()
     assert all((m.log_alpha.grad > 0).all() for m in gated.neurons)  # descent lowers log_alpha: fewer units
-    assert gated.lagrange.grad < 0  # reversed: descent raises the multiplier while the target is missed
+    assert gated.pressure.item() > before  # the target is missed: the pressure grows
+    with torch.no_grad():
+        for module in (*gated.heads, *gated.neurons, *gated.layers):
+            module.log_alpha.fill_(-3.0)
+    gated.target_ratio = 0.6  # now far below the target
+    before = gated.pressure.item()
+    gated.penalty()
+    assert gated.pressure.item() < before  # and shrinks: distillation may open units again
+    gated.eval()
+    with torch.no_grad():
+        before = gated.pressure.item()
+        gated.penalty()
+    assert gated.pressure.item() == before  # only a training step moves it
+
+
+def test_fit_brings_the_gates_shape_to_the_target_in_the_order_of_their_scores():
+    tok = build_family_tokenizer("bert")
+    model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    full = 1.0 + 3 * (0.1 + 0.05 * 4 + 0.01 * 64)
+    gated = GatedModel(model, LATENCY, target_ms=full / 2, total_steps=4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for module in (*gated.heads, *gated.neurons, *gated.layers):
+            module.log_alpha.copy_(torch.randn_like(module.log_alpha) + 8)  # all open: far above the target
+    decision = gated.decide()
+    assert gated.predicted_ms(decision) == pytest.approx(full)
+    fitted = gated.fit(decision)
+    ms = gated.predicted_ms(fitted)
+    assert full / 2 - 0.05 <= ms <= full / 2  # at most the target, within one unit of it
+    assert ms == pytest.approx(LATENCY.predict([(len(k["heads"]), len(k["neurons"])) for k in fitted if k]))
+    for i, keep in enumerate(fitted):  # what goes is what the gates scored lowest
+        if keep is not None:
+            gone = set(range(64)) - set(keep["neurons"])
+            if gone and keep["neurons"]:
+                assert max(gated.neurons[i].log_alpha[list(gone)]) <= min(gated.neurons[i].log_alpha[keep["neurons"]])
+    with torch.no_grad():  # gates that closed too much get their best units back, up to the target
+        for module in (*gated.heads, *gated.neurons):
+            module.log_alpha.sub_(16.0)
+    sparse = gated.decide()
+    refilled = gated.fit(sparse)
+    assert gated.predicted_ms(sparse) < full / 2 - 0.05 and full / 2 - 0.05 <= gated.predicted_ms(refilled) <= full / 2
+    gated.target_ratio = 1.05 / full  # a target only one thin layer meets: whole layers go
+    assert sum(keep is not None for keep in gated.fit(decision)) == 1
 
 
 @pytest.mark.slow

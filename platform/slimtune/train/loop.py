@@ -199,7 +199,9 @@ def _linear_warmup_decay(optimizer, warmup: int, total: int):
             return (step + 1) / warmup
         return max(0.0, (total - step) / max(1, total - warmup))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    # a group may keep its rate (learned gates: decayed to zero they would freeze short of the target)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, [(lambda step: 1.0) if group.get("constant_lr") else factor for group in optimizer.param_groups])
 
 
 def _to(batch: dict, device) -> dict:
