@@ -269,6 +269,7 @@ def train(
     if spec.max_steps:
         total_steps = min(total_steps, spec.max_steps)
     optimizer = _optimizer(core, spec)
+    clipped = [p for group in optimizer.param_groups if group.get("clip", True) for p in group["params"]]
     scheduler = _linear_warmup_decay(optimizer, int(spec.warmup_ratio * total_steps), total_steps)
 
     result = TrainResult(lr=spec.lr)
@@ -297,7 +298,7 @@ def train(
             with _autocast(ctx.device, spec):
                 loss = loss_fn(forward_model, batch)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(clipped, spec.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
