@@ -6,7 +6,7 @@ The task is harder than the tweets: the five computer newsgroups of builtin:20ne
 ms-windows, ibm-pc hardware, mac hardware, windows-x), which share most of their vocabulary. A
 MiniLM-L6 teacher is fine-tuned on `--rows` of them (3 epochs), and its latency model profiled
 once (ONNX Runtime fp32, 1 thread, batch 1, 128 tokens). For each target speed-up and seed:
-- learned: `prune --method learned --target-speedup S` (2 epochs of gates, 1 of distillation);
+- learned: `prune --method learned --target-speedup S` (1 epoch of gates, 2 of distillation);
 - one-shot: the uniform shape (layers, heads and FFN fractions) whose predicted latency is
   nearest the target, cut by Taylor scores, then distilled for the same 3 epochs.
 Every model is exported and timed in turns in one process at the end; it prints test accuracy
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--targets", default="4,8")
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--gate-epochs", type=int, default=1, help="learned: epochs of gates (the rest of 3: distillation)")
     args = parser.parse_args()
 
     import slimtune
@@ -96,7 +97,8 @@ def main() -> None:
         learned = out / f"learned-{target:g}x-seed{seed}"
         if not (learned / "metrics.json").exists():
             run_prune(PruneSpec(model=str(teacher), data=data, out=str(learned), method="learned",
-                                target_speedup=target, epochs=2, final_epochs=1, latency_model=str(latency_path),
+                                target_speedup=target, epochs=args.gate_epochs, final_epochs=3 - args.gate_epochs,
+                                latency_model=str(latency_path),
                                 train_seed=seed))
         shape = oneshot_shape(latency, teacher_shape, teacher_ms / target)
         cut, oneshot = out / f"oneshot-{target:g}x-seed{seed}-cut", out / f"oneshot-{target:g}x-seed{seed}"

