@@ -95,6 +95,24 @@ def test_expected_latency_follows_the_latency_model_and_the_pressure_follows_the
     assert gated.pressure.item() == before  # only a training step moves it
 
 
+def test_gates_keep_their_rate_and_stay_out_of_the_weights_clipping():
+    from slimtune.train.loop import TrainSpec, _linear_warmup_decay, _optimizer
+
+    tok = build_family_tokenizer("bert")
+    model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    gated = GatedModel(model, LATENCY, target_ms=2.0, total_steps=100)
+    optimizer = _optimizer(gated, TrainSpec(lr=1e-3))
+    scheduler = _linear_warmup_decay(optimizer, warmup=10, total=100)
+    gates = [g for g in optimizer.param_groups if g.get("constant_lr")]
+    assert len(gates) == 1 and gates[0]["clip"] is False and gates[0]["lr"] == gated.gate_lr()
+    assert {id(p) for p in gates[0]["params"]} == {id(m.log_alpha) for m in (*gated.heads, *gated.neurons, *gated.layers)}
+    for _ in range(95):
+        optimizer.step()
+        scheduler.step()
+    weights = [g for g in optimizer.param_groups if not g.get("constant_lr")]
+    assert gates[0]["lr"] == gated.gate_lr() and all(g["lr"] < 1e-4 for g in weights)  # the weights' rate decayed
+
+
 def test_fit_brings_the_gates_shape_to_the_target_in_the_order_of_their_scores():
     tok = build_family_tokenizer("bert")
     model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
