@@ -152,10 +152,10 @@ class GatedModel(nn.Module):
 
     def pressure_step(self) -> float:
         """The most the log of the pressure moves in one step (at a 100% miss; in proportion below):
-        e^8 over the whole run, at most e^0.08 a step. Much faster, it winds up while the gates are still on their way (they
-        cross at the gate rate whatever the pull) and then shuts every unit at once: on 20news a
-        rate of e^1.6 per step took the pressure to its ceiling within 60 steps and validation
-        accuracy to 0.20."""
+        e^8 over the whole run, at most e^0.08 a step. Much faster, it winds up while the gates are
+        still on their way (they cross at the gate rate whatever the pull) and then shuts every unit
+        at once: on 20news a rate of e^1.6 per step took the pressure to its ceiling within 60 steps
+        and validation accuracy to 0.20."""
         return min(0.08, 8.0 / self.total_steps)
 
     def penalty(self) -> torch.Tensor:
