@@ -111,9 +111,9 @@ def test_learned_gates_train_on_two_workers(ray_cluster, tmp_path):
     logits = torch.randn(len(train_split), 2)
     loss = DistillLoss(LossSpec(), [0, 1], teacher_logits=logits)
     spec = TrainSpec(epochs=4, batch_size=16, lr=3e-3, log_every=1000)
-    kept, record = learn_and_cut(model, LATENCY, full / 1.8, loss, train_split, val_split, spec, num_labels=2,
-                                 pad_token_id=tok.pad_token_id,
-                                 train_fn=_ray_train_fn(2, False, 1, 1.0, str(tmp_path)))
+    kept, record, _ = learn_and_cut(model, LATENCY, full / 1.8, loss, train_split, val_split, spec, num_labels=2,
+                                    pad_token_id=tok.pad_token_id,
+                                    train_fn=_ray_train_fn(2, False, 1, 1.0, str(tmp_path)))
     assert len(record.history) == 4 and record.best_epoch == 4  # the last epoch: its shape is the learnt one
-    assert LATENCY.predict(model_layer_shape(model)) <= full / 1.4
+    assert LATENCY.predict(model_layer_shape(model)) <= full / 1.8 + 1e-9  # fitted to the target
     assert kept["heads"] == [h for h, _ in model_layer_shape(model)]
