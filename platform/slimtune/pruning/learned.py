@@ -89,7 +89,7 @@ class GatedModel(nn.Module):
         self.layers = nn.ModuleList(HardConcrete(1, init_keep=0.95) for _ in layers)
         self.register_buffer("pressure", torch.tensor(INITIAL_PRESSURE))  # checkpointed with the rest
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self.terms = latency.terms[precision]
+        self.latency, self.precision, self.terms = latency, precision, latency.terms[precision]
         # ratios are to this model's own predicted latency, ungated
         self.full_ms = latency.predict([(len(h.log_alpha), len(f.log_alpha))
                                         for h, f in zip(self.heads, self.neurons)], precision)
@@ -192,9 +192,8 @@ class GatedModel(nn.Module):
                 for keep, h, f in zip(kept, self.heads, self.neurons)]
 
     def predicted_ms(self, decision: list[dict | None]) -> float:
-        t = self.terms
-        return t["fixed"] + sum(t["c0"] + t["per_head"] * len(keep["heads"]) + t["per_neuron"] * len(keep["neurons"])
-                                for keep in decision if keep is not None)
+        return self.latency.predict([(len(keep["heads"]), len(keep["neurons"])) for keep in decision if keep is not None],
+                                    self.precision)
 
     def fit(self, decision: list[dict | None]) -> list[dict | None]:
         """`decision` with as many units removed or put back, in the order of the gates' scores, as
