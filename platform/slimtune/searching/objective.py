@@ -195,8 +195,8 @@ def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, stud
     spec = TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
                      log_every=10_000, max_steps=shared.max_steps)
     shape, _, _ = learn_and_cut(student, latency, target_ms, loss, encoded["train"],
-                             encoded["validation"], spec, num_labels=len(shared.label_names),
-                             pad_token_id=pad_token_id, train_fn=train_fn)
+                                encoded["validation"], spec, num_labels=len(shared.label_names),
+                                pad_token_id=pad_token_id, train_fn=train_fn)
     return {**kept, "kept_layers": [kept["kept_layers"][i] for i in shape["kept_layers"]],
             "heads": shape["heads"], "ffn": shape["ffn"], "method": "learned"}
 
