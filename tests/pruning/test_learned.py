@@ -95,6 +95,23 @@ def test_expected_latency_follows_the_latency_model_and_the_pressure_follows_the
     assert gated.pressure.item() == before  # only a training step moves it
 
 
+def test_a_layer_gate_is_pulled_by_the_layer_overhead_its_units_by_their_cost():
+    tok = build_family_tokenizer("bert")
+    model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    gated = GatedModel(model, LATENCY, target_ms=2.0, total_steps=10)
+    with torch.no_grad():
+        for module in (*gated.heads, *gated.neurons, *gated.layers):
+            module.log_alpha.fill_(1.0)
+    expected = gated.expected_ms()
+    layer, head = gated.layers[0].keep_prob()[0].item(), gated.heads[0].keep_prob()[0].item()
+    units = 0.05 * 4 * head + 0.01 * 64 * gated.neurons[0].keep_prob()[0].item()
+    assert expected.item() == pytest.approx(1.0 + 3 * layer * (0.1 + units), rel=1e-5)  # the value: the whole layer
+    expected.backward()
+    slope = lambda p: p * (1 - p)  # d keep_prob / d log_alpha
+    assert gated.layers[0].log_alpha.grad.item() == pytest.approx(0.1 * slope(layer), rel=1e-4)  # c0 alone
+    assert gated.heads[0].log_alpha.grad[0].item() == pytest.approx(layer * 0.05 * slope(head), rel=1e-4)
+
+
 def test_gates_keep_their_rate_and_stay_out_of_the_weights_clipping():
     from slimtune.train.loop import TrainSpec, _linear_warmup_decay, _optimizer
 
