@@ -95,21 +95,28 @@ def test_expected_latency_follows_the_latency_model_and_the_pressure_follows_the
     assert gated.pressure.item() == before  # only a training step moves it
 
 
-def test_a_layer_gate_is_pulled_by_the_layer_overhead_its_units_by_their_cost():
+def test_the_cost_prices_the_shape_that_would_be_cut_and_a_layer_gate_only_its_overhead():
     tok = build_family_tokenizer("bert")
     model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
     gated = GatedModel(model, LATENCY, target_ms=2.0, total_steps=10)
     with torch.no_grad():
         for module in (*gated.heads, *gated.neurons, *gated.layers):
             module.log_alpha.fill_(1.0)
+        gated.heads[1].log_alpha.fill_(-6.0)  # layer 1 expects 0.01 heads: it keeps one
+        gated.layers[2].log_alpha.fill_(-6.0)  # layer 2 goes: its units cost nothing
     expected = gated.expected_ms()
-    layer, head = gated.layers[0].keep_prob()[0].item(), gated.heads[0].keep_prob()[0].item()
-    units = 0.05 * 4 * head + 0.01 * 64 * gated.neurons[0].keep_prob()[0].item()
-    assert expected.item() == pytest.approx(1.0 + 3 * layer * (0.1 + units), rel=1e-5)  # the value: the whole layer
+    layer, head, neuron = (gated.layers[0].keep_prob()[0].item(), gated.heads[0].keep_prob()[0].item(),
+                           gated.neurons[0].keep_prob()[0].item())
+    closed = gated.layers[2].keep_prob()[0].item()
+    units = 0.01 * 64 * neuron
+    assert expected.item() == pytest.approx(1.0 + 0.1 * (2 * layer + closed) + 0.05 * 4 * head + units
+                                            + 0.05 * 1 + units, rel=1e-5)
+    assert expected.item() == pytest.approx(gated.predicted_ms(gated.decide()), rel=0.05)  # near the shape cut
     expected.backward()
     slope = lambda p: p * (1 - p)  # d keep_prob / d log_alpha
     assert gated.layers[0].log_alpha.grad.item() == pytest.approx(0.1 * slope(layer), rel=1e-4)  # c0 alone
-    assert gated.heads[0].log_alpha.grad[0].item() == pytest.approx(layer * 0.05 * slope(head), rel=1e-4)
+    assert gated.heads[0].log_alpha.grad[0].item() == pytest.approx(0.05 * slope(head), rel=1e-4)
+    assert (gated.heads[1].log_alpha.grad == 0).all() and (gated.neurons[2].log_alpha.grad == 0).all()
 
 
 def test_gates_keep_their_rate_and_stay_out_of_the_weights_clipping():
