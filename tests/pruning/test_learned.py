@@ -119,6 +119,28 @@ def test_the_cost_prices_the_shape_that_would_be_cut_and_a_layer_gate_only_its_o
     assert (gated.heads[1].log_alpha.grad == 0).all() and (gated.neurons[2].log_alpha.grad == 0).all()
 
 
+def test_layer_wise_distillation_reaches_the_gates_through_every_layer_output():
+    from slimtune.distillation.losses import DistillLoss, LossSpec
+
+    tok = build_family_tokenizer("bert")
+    model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    teacher = copy.deepcopy(model).eval()
+    gated = GatedModel(model, LATENCY, target_ms=2.0, total_steps=10, hidden=True).train()
+    batch = tok(["sunny warm golden day", "dark cold storm today"], padding=True, return_tensors="pt")
+    batch = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+             "labels": torch.tensor([0, 1]), "index": torch.tensor([0, 1])}
+    out = gated(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    assert len(out.hidden) == 3 and out.logits.shape == (2, 2)
+    torch.manual_seed(0)
+    logits_only = DistillLoss(LossSpec(), [0, 1, 2], teacher_logits=torch.zeros(2, 2))(gated, batch)
+    torch.manual_seed(0)
+    layer_wise = DistillLoss(LossSpec(hidden_weight=1.0), [0, 1, 2], teacher_logits=torch.zeros(2, 2),
+                             teacher=teacher)(gated, batch)
+    assert layer_wise.item() > logits_only.item()  # the sampled gates move the layers off the teacher's
+    layer_wise.backward()
+    assert all(m.log_alpha.grad is not None and m.log_alpha.grad.abs().sum() > 0 for m in gated.heads)
+
+
 def test_gates_keep_their_rate_and_stay_out_of_the_weights_clipping():
     from slimtune.train.loop import TrainSpec, _linear_warmup_decay, _optimizer
 
@@ -179,7 +201,7 @@ def test_prune_learned_end_to_end(tiny_model_dir, texts_csv, tmp_path):
     latency.save(tmp_path / "latency.json")
     spec = PruneSpec(model=str(tiny_model_dir), data=str(texts_csv), out=str(tmp_path / "out"), method="learned",
                      target_speedup=1.5, epochs=2, final_epochs=1, lr=3e-3, batch_size=16, max_length=32, seq=32,
-                     latency_model=str(tmp_path / "latency.json"))
+                     latency_model=str(tmp_path / "latency.json"), hidden_weight=0.5)  # layer-wise too
     metrics = run_prune(spec)
     assert {"latency_ms", "teacher_latency_ms", "speedup", "latency_ms_predicted", "shape"} <= set(metrics)
     assert metrics["speedup"] == pytest.approx(metrics["teacher_latency_ms"] / metrics["latency_ms"])
@@ -205,3 +227,8 @@ def test_learned_settings_fail_in_one_line_before_any_work():
         PruneSpec(model="m", data="builtin:tweets", out="o", target_speedup=4)
     with pytest.raises(SlimtuneError, match="--method: oneshot or learned"):
         PruneSpec(model="m", data="builtin:tweets", out="o", method="l0")
+    with pytest.raises(SlimtuneError, match="--hidden-weight: goes with --method learned"):
+        PruneSpec(model="m", data="builtin:tweets", out="o", hidden_weight=1.0)
+    with pytest.raises(SlimtuneError, match="--hidden-weight: maps each gated layer to the same layer"):
+        PruneSpec(model="m", data="builtin:tweets", out="o", method="learned", target_speedup=4, teacher="t",
+                  hidden_weight=1.0)

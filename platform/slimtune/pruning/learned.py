@@ -45,6 +45,7 @@ updates the pressure alike).
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -88,9 +89,10 @@ class GatedModel(nn.Module):
     output; `penalty()` the Lagrangian term for the current step."""
 
     def __init__(self, model, latency, target_ms: float, total_steps: int, ramp: float = 0.5,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", hidden: bool = False):
         super().__init__()
         self.model = model
+        self.hidden = hidden  # return every layer's output too, for layer-wise distillation
         self.config = model.config
         self.family = family_of(model)
         layers = self.family.layer_list(model)
@@ -144,7 +146,10 @@ class GatedModel(nn.Module):
             self._z[("heads", i)], self._z[("neurons", i)], self._z[("layer", i)] = h(), f(), g()
         if self.training:
             self.step += 1
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        if not self.hidden:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return SimpleNamespace(logits=out.logits, hidden=list(out.hidden_states[1:]), attentions=None)
 
     def expected_ms(self) -> torch.Tensor:
         """The predicted latency of the shape `decide` would cut now, differentiable in the gates:
@@ -295,18 +300,19 @@ def measure_pair(teacher, student, seq: int, threads: int, rounds: int = 7) -> t
 
 
 def learn_and_cut(model, latency, target_ms: float, loss, train_split, val_split, spec, *, num_labels: int,
-                  pad_token_id: int, train_fn=None):
+                  pad_token_id: int, train_fn=None, hidden: bool = False):
     """Train gates on `model` (in place, with its weights) for `spec.epochs` towards `target_ms` of
     predicted latency, then remove what they closed. Returns (the kept shape, the gate training's
     record, the constraint's course every 10 steps: expected and target ms, pressure). `train_fn`
-    as the search passes it (default: the plain loop here)."""
+    as the search passes it (default: the plain loop here); `hidden`: the gated model returns every
+    layer's output too (`loss` distils them)."""
     from dataclasses import replace
 
     from slimtune import log
     from slimtune.train.loop import train
 
     steps = math.ceil(len(train_split) / spec.batch_size) * spec.epochs
-    gated = GatedModel(model, latency, target_ms, steps)
+    gated = GatedModel(model, latency, target_ms, steps, hidden=hidden)
     log.info(f"learning gates for {spec.epochs} epoch(s): expected latency {float(gated.expected_ms().detach()):.2f} ms, "
              f"target {target_ms:.2f} ms (predicted, fp32)")
     record = (train_fn or train)(gated, train_split, val_split, replace(spec, select_metric="last"),  # an earlier
@@ -371,14 +377,18 @@ def run_learned(spec, data) -> dict:
         latency.save(out / "latency_model.json")
 
     started = time.perf_counter()
-    distill = DistillLoss(LossSpec(), list(range(len(encoder_layers(model)))), teacher_logits=logits,
+    # layer-wise (--hidden-weight): each gated layer against the same layer of the live teacher,
+    # which is the model itself (PruneSpec checks); a skipped layer passes its input on
+    distill = DistillLoss(LossSpec(hidden_weight=spec.hidden_weight), list(range(len(encoder_layers(model)))),
+                          teacher_logits=logits, teacher=teacher if spec.hidden_weight else None,
                           teacher_split=None if same else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
     seed = spec.data.seed if spec.train_seed is None else spec.train_seed
     gate_spec = TrainSpec(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed)
     # the target is relative to the model being pruned (the teacher unless --teacher says otherwise)
     target_ms = latency.predict(model_layer_shape(model)) / spec.target_speedup
     kept, gate_record, trace = learn_and_cut(model, latency, target_ms, distill, encoded["train"],
-                                      encoded["validation"], gate_spec, num_labels=data.num_labels, pad_token_id=pad)
+                                             encoded["validation"], gate_spec, num_labels=data.num_labels,
+                                             pad_token_id=pad, hidden=spec.hidden_weight > 0)
     final_record = None
     if spec.final_epochs:
         final = DistillLoss(LossSpec(), list(range(len(kept["kept_layers"]))), teacher_logits=logits,

@@ -70,6 +70,11 @@ class PruneSpec:
     Measured here)."""
     final_epochs: int = 2
     """learned: distillation epochs after the closed units are removed."""
+    hidden_weight: float = 0.0
+    """learned: weight of CoFi's layer-wise distillation while the gates train, the MSE between
+    each gated layer's output and the same layer of the teacher, which must then be the model
+    being pruned (0: logits only). Off by default: on 20news at 8x (seed 1) 1.0 gave 0.846
+    against 0.855 without."""
     lr: float | None = None
     """learned: peak learning rate of the weights (None: by width); the gates move faster, at a
     rate set by the number of steps (GatedModel.gate_lr)."""
@@ -113,8 +118,15 @@ class PruneSpec:
                                     "--target-speedup; drop them (or use --method oneshot)")
             if self.epochs < 1 or self.final_epochs < 0:
                 raise SlimtuneError("--epochs: at least 1 epoch of gate training; --final-epochs: 0 or more")
+            if self.hidden_weight < 0:
+                raise SlimtuneError(f"--hidden-weight: 0 (off) or more, got {self.hidden_weight}")
+            if self.hidden_weight and self.teacher and self.teacher != self.model:
+                raise SlimtuneError("--hidden-weight: maps each gated layer to the same layer of the teacher, so the "
+                                    "teacher must be the model being pruned: drop --teacher or --hidden-weight")
         elif self.target_speedup is not None:
             raise SlimtuneError("--target-speedup: goes with --method learned (oneshot cuts by --heads/--ffn/--layers)")
+        elif self.hidden_weight:
+            raise SlimtuneError("--hidden-weight: goes with --method learned (distil a one-shot cut with slimtune distill)")
         if self.vocab_extra and (self.vocab != "data" or not Path(self.vocab_extra).is_file()):
             raise SlimtuneError(f"--vocab-extra: a text file (one text per line) that goes with --vocab data, got {self.vocab_extra}")
 
