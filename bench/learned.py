@@ -7,10 +7,14 @@ ms-windows, ibm-pc hardware, mac hardware, windows-x), which share most of their
 MiniLM-L6 teacher is fine-tuned on `--rows` of them (3 epochs), and its latency model profiled
 once (ONNX Runtime fp32, 1 thread, batch 1, 128 tokens). For each target speed-up and seed:
 - learned: `prune --method learned --target-speedup S` (1 epoch of gates, 2 of distillation);
-- one-shot: the uniform shape (layers, heads and FFN fractions) whose predicted latency is
-  nearest the target, cut by Taylor scores, then distilled for the same 3 epochs.
+- one-shot: the `--shapes` (3) uniform shapes (layers kept, heads and FFN fractions removed) whose
+  predicted latency is nearest the target, each cut by Taylor scores, then distilled for the same
+  3 epochs. Many uniform shapes lie within a few percent of a target and they differ by up to 3
+  points (8x: one layer of 3 heads and 1,536 neurons 0.823, two of 6 heads and 384 neurons 0.856),
+  so the nearest alone is an arbitrary baseline: rows `oneshot` (the nearest, as the issue asks)
+  and `oneshot-best` (per seed, the shape with the best validation accuracy) are both printed.
 Every model is exported and timed in turns in one process at the end; it prints test accuracy
-(both seeds and their mean) and measured speed-up of both, the wall time, and a JSON line.
+(both seeds and their mean) and measured speed-up, the wall time, and a JSON line.
 """
 
 from __future__ import annotations
@@ -43,16 +47,19 @@ def hard_subset(out: Path) -> Path:
     return path
 
 
-def oneshot_shape(latency, teacher_shape, target_ms: float) -> dict:
-    """Uniform cut (layers kept, heads and FFN fractions removed) predicted nearest `target_ms`."""
+def oneshot_shapes(latency, teacher_shape, target_ms: float, count: int) -> list[dict]:
+    """The `count` uniform cuts (layers kept, heads and FFN fractions removed) predicted nearest
+    `target_ms`, nearest first."""
     layers, (heads, ffn) = len(teacher_shape), teacher_shape[0]
-    best = None
+    gaps = []
     for n, h, f in itertools.product(range(1, layers + 1), (0.0, 0.25, 0.5, 0.75), (0.0, 0.25, 0.5, 0.75)):
         shape = [(max(1, round(heads * (1 - h))), max(1, round(ffn * (1 - f))))] * n
-        gap = abs(latency.predict(shape) - target_ms)
-        if best is None or gap < best[0]:
-            best = (gap, {"layers": n, "heads": h, "ffn": f})
-    return best[1]
+        gaps.append((abs(latency.predict(shape) - target_ms), {"layers": n, "heads": h, "ffn": f}))
+    return [shape for _, shape in sorted(gaps, key=lambda g: g[0])[:count]]
+
+
+def best_validation(history: list[dict]) -> float:
+    return max(epoch["val_accuracy"] for epoch in history)
 
 
 def main() -> None:
@@ -62,6 +69,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--gate-epochs", type=int, default=1, help="learned: epochs of gates (the rest of 3: distillation)")
+    parser.add_argument("--shapes", type=int, default=3, help="one-shot: uniform shapes nearest each target to try")
     args = parser.parse_args()
 
     import slimtune
@@ -100,37 +108,42 @@ def main() -> None:
                                 target_speedup=target, epochs=args.gate_epochs, final_epochs=3 - args.gate_epochs,
                                 latency_model=str(latency_path),
                                 train_seed=seed))
-        shape = oneshot_shape(latency, teacher_shape, teacher_ms / target)
-        cut, oneshot = out / f"oneshot-{target:g}x-seed{seed}-cut", out / f"oneshot-{target:g}x-seed{seed}"
-        if not (oneshot / "metrics.json").exists():
-            run_prune(PruneSpec(model=str(teacher), data=data, out=str(cut), importance="taylor", **shape))
-            run_distill(DistillSpec(teacher=str(teacher), student=str(cut), data=data, out=str(oneshot),
-                                    train=TrainSpec(epochs=3, seed=seed), workers=0))
         runs[(target, seed, "learned")] = learned
-        runs[(target, seed, "oneshot")] = oneshot
+        tried = []
+        for shape in oneshot_shapes(latency, teacher_shape, teacher_ms / target, args.shapes):
+            name = f"oneshot-{target:g}x-seed{seed}-{shape['layers']}L-h{shape['heads']:g}-f{shape['ffn']:g}"
+            cut, oneshot = out / f"{name}-cut", out / name
+            if not (oneshot / "metrics.json").exists():
+                run_prune(PruneSpec(model=str(teacher), data=data, out=str(cut), importance="taylor", **shape))
+                run_distill(DistillSpec(teacher=str(teacher), student=str(cut), data=data, out=str(oneshot),
+                                        train=TrainSpec(epochs=3, seed=seed), workers=0))
+            tried.append(oneshot)
+        runs[(target, seed, "oneshot")] = tried[0]  # the nearest
+        runs[(target, seed, "oneshot-best")] = max(  # by validation: the test split stays unseen
+            tried, key=lambda d: best_validation(json.loads((d / "metrics.json").read_text())["history"]))
 
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         files = {"teacher": export_onnx(load_classifier(str(teacher / "model"), labels).eval(), Path(tmp) / "t.onnx")}
-        for key, folder in runs.items():
-            name = "|".join(map(str, key))
-            files[name] = export_onnx(load_classifier(str(folder / "model"), labels).eval(), Path(tmp) / f"{len(files)}.onnx")
+        for folder in sorted(set(runs.values())):  # a model that is both rows is timed once
+            files[folder.name] = export_onnx(load_classifier(str(folder / "model"), labels).eval(),
+                                             Path(tmp) / f"{len(files)}.onnx")
         ms = interleaved_latency(files, seq=128, threads=1, rounds=7, per_round=10)
 
     rows = {}
     print(f"teacher: test accuracy {teacher_metrics['accuracy']:.4f}, {ms['teacher']:.2f} ms "
           f"(predicted {teacher_ms:.2f} ms)")
-    print(f"{'target':>6} {'method':>8} {'test accuracy (mean; seeds)':>34} {'speed-up (each seed)':>24}")
+    print(f"{'target':>6} {'method':>12} {'test accuracy (mean; seeds)':>34} {'speed-up (each seed)':>24}  runs")
     for target in sorted({k[0] for k in runs}):
-        for method in ("learned", "oneshot"):
+        for method in ("learned", "oneshot", "oneshot-best"):
             keys = [k for k in runs if k[0] == target and k[2] == method]
             accs = [json.loads((runs[k] / "metrics.json").read_text())["accuracy"] for k in keys]
-            speed = [ms["teacher"] / ms["|".join(map(str, k))] for k in keys]
+            speed = [ms["teacher"] / ms[runs[k].name] for k in keys]
             rows[f"{target:g}x|{method}"] = {"accuracy_mean": statistics.mean(accs), "accuracy": accs,
-                                             "speedup": speed}
-            print(f"{target:>5g}x {method:>8} {statistics.mean(accs):>10.4f} ({', '.join(f'{a:.4f}' for a in accs)})"
-                  f" {', '.join(f'{s:.2f}x' for s in speed):>24}")
+                                             "speedup": speed, "runs": [runs[k].name for k in keys]}
+            print(f"{target:>5g}x {method:>12} {statistics.mean(accs):>10.4f} ({', '.join(f'{a:.4f}' for a in accs)})"
+                  f" {', '.join(f'{s:.2f}x' for s in speed):>24}  {', '.join(runs[k].name for k in keys)}")
     minutes = (time.perf_counter() - started) / 60
     print(f"wall time {minutes:.1f} min")
     print(json.dumps({"teacher_accuracy": teacher_metrics["accuracy"], "teacher_ms": ms["teacher"], "rows": rows,
