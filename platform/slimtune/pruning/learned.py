@@ -32,7 +32,7 @@ expected latency to a target; then the gates become physical removal.
   6.7 ms target when training ended. The gates now keep a constant rate. On 20news at 8x, with
   layer gates charged the whole layer (session 6), pressure 1 and e^6 per run tracked the ramp
   about 40 steps late and 3 and e^8 ran ahead of it. With heads and neurons doing the work (the
-  cost above), the gates end an 8x epoch about 30% above the target (4.2-4.5 ms against 3.2-3.3;
+  cost above), the gates end an 8x epoch 30-40% above the target (4.2-4.5 ms against 3.2-3.3;
   twice the gate rate ended further off, at 5.8) and the fit below lands the shape.
 - Rounding: the gates' shape is then fitted to the target (`fit`): the lowest-scored heads and
   neurons go (whole layers once a layer is down to one of each) until the predicted latency is at
