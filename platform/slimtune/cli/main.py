@@ -233,10 +233,17 @@ def _cmd_bench(args) -> dict:
 
 def _open_bundle(path: str, args=None):
     """The bundle, checked whole against SHA256SUMS; any problem is one line naming the file."""
-    from slimtune.exporting.runtime import Bundle, BundleError
+    from slimtune.exporting.runtime import Bundle, BundleError, load_bundle
 
     try:
-        return Bundle(path, int8=bool(args and args.int8), ort_format=bool(args and args.ort))
+        if args is not None and args.ort:
+            return Bundle(path, int8=True, ort_format=True)
+        bundle = load_bundle(path, int8=bool(args and args.int8))
+        if bundle.kind == "linear" and args is not None and args.int8:
+            raise SlimtuneError(f"--int8: {path} is a linear TF-IDF bundle, which has no int8 model; drop --int8")
+        return bundle
+    except SlimtuneError:
+        raise
     except (BundleError, FileNotFoundError, OSError) as exc:
         raise SlimtuneError(f"--bundle: {exc}") from None
     except Exception as exc:  # onnxruntime or tokenizers refusing a file the list still vouches for

@@ -1,5 +1,7 @@
 """Latency and throughput of an ONNX model (or a PyTorch model) measured the same way every time:
-fixed threads, warm-up, batch 1 for latency percentiles, batch 32 for throughput."""
+fixed threads, warm-up, batch 1 for latency percentiles, batch 32 for throughput; and latency
+from text to label (`text_latency`), the tokenizer included, which is what a device pays per
+request: below a millisecond of model time the tokenizer is most of it."""
 
 from __future__ import annotations
 
@@ -96,5 +98,28 @@ def interleaved_latency(models: dict, seq: int = 128, threads: int | None = 1, r
     for _ in range(rounds):
         for name, session in sessions.items():
             times = time_calls(lambda f, s=session: s.run(["logits"], f), feed, warmup=0, iters=per_round)
+            samples[name].append(float(np.median(times)))
+    return {name: float(np.median(values)) for name, values in samples.items()}
+
+
+def text_latency(bundles: dict, texts: list[str], rounds: int = 9, per_round: int = 20) -> dict[str, float]:
+    """Median milliseconds from a raw text in to a label out, batch 1, of loaded bundles (anything
+    with `classify(text)`: `runtime.Bundle`, `linear_runtime.LinearBundle`), timed in turns in one
+    process on the same real texts: every round gives each bundle the same `per_round` texts, so
+    short and long texts, and load from other work, fall on all of them alike."""
+    if not texts:
+        raise ValueError("text_latency needs at least one text")
+    for bundle in bundles.values():  # warm-up: first calls allocate
+        for text in texts[:5]:
+            bundle.classify(text)
+    samples: dict[str, list[float]] = {name: [] for name in bundles}
+    for r in range(rounds):
+        chunk = [texts[(r * per_round + i) % len(texts)] for i in range(per_round)]
+        for name, bundle in bundles.items():
+            times = []
+            for text in chunk:
+                started = time.perf_counter()
+                bundle.classify(text)
+                times.append(1000 * (time.perf_counter() - started))
             samples[name].append(float(np.median(times)))
     return {name: float(np.median(values)) for name, values in samples.items()}

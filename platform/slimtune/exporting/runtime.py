@@ -2,6 +2,8 @@
 
 This module must never import torch, transformers, pandas or the rest of slimtune's training
 stack (a test runs it with those imports blocked). `slimtune predict` and `slimtune eval` use it.
+onnxruntime and tokenizers are imported when an ONNX bundle is loaded: a linear bundle
+(`linear_runtime`) needs numpy alone. `load_bundle` opens either kind.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-from tokenizers import Tokenizer
 
 
 CHECKSUMS = "SHA256SUMS"
@@ -66,9 +66,51 @@ def verify(folder: str | Path) -> int:
     return len(expected)
 
 
+def load_bundle(folder: str | Path, int8: bool = False, threads: int | None = None, check: bool = True):
+    """The bundle in `folder`, whichever kind its manifest names: an ONNX `Bundle` or a `LinearBundle`
+    (which has no int8 model and no threads to set: it runs in numpy)."""
+    manifest_path = Path(folder) / "manifest.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{folder} has no manifest.json: give a folder written by `slimtune export`")
+    from slimtune.exporting.linear_runtime import FORMAT, LinearBundle
+
+    if json.loads(manifest_path.read_text()).get("format") == FORMAT:
+        return LinearBundle(folder, check=check)
+    return Bundle(folder, int8=int8, threads=threads, check=check)
+
+
+def predictions(logits: np.ndarray, labels: list[str]) -> list[dict]:
+    """One dict per row of logits: the label and every label's probability (softmax)."""
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    probs = exp / exp.sum(-1, keepdims=True)
+    return [{"label": labels[int(p.argmax())], "probabilities": {l: round(float(x), 6) for l, x in zip(labels, p)}}
+            for p in probs]
+
+
+def score(logits: np.ndarray, names: list[str], labels: list[str]) -> dict:
+    """accuracy, macro-F1 and the confusion matrix of string `labels` against the logits' argmax."""
+    index = {l: i for i, l in enumerate(names)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise ValueError(f"labels not in this bundle: {', '.join(unknown[:5])}")
+    truth = np.array([index[l] for l in labels])
+    pred = logits.argmax(-1)
+    k = len(names)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (truth, pred), 1)
+    tp = np.diag(confusion).astype(float)
+    denom = confusion.sum(0) + confusion.sum(1)
+    present = denom > 0
+    f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=present)
+    return {"accuracy": float(tp.sum() / len(truth)), "f1_macro": float(f1[present].mean()),
+            "n": int(len(truth)), "confusion": confusion.tolist()}
+
+
 class Bundle:
     """A loaded bundle: tokenizer, labels, and an ONNX Runtime session (fp32, int8, or the int8
     model in ORT format). Every file is checked against SHA256SUMS before anything is loaded."""
+
+    kind = "onnx"
 
     def __init__(self, folder: str | Path, int8: bool = False, threads: int | None = None, ort_format: bool = False,
                  check: bool = True):
@@ -80,6 +122,8 @@ class Bundle:
             verify(self.folder)
         self.manifest = json.loads(manifest_path.read_text())
         self.labels = json.loads((self.folder / "labels.json").read_text())
+        from tokenizers import Tokenizer
+
         self.max_length = int(self.manifest.get("max_length", 128))
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
@@ -115,35 +159,23 @@ class Bundle:
             result[idx] = logits
         return result
 
+    def classify(self, text: str) -> int:
+        """One raw text in, one label index out (tokenizer included): what a device runs per request."""
+        ids = np.asarray([self.tokenizer.encode(text).ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        return int(self.session.run(["logits"], feed)[0][0].argmax())
+
     def predict(self, texts: list[str]) -> list[dict]:
-        logits = self.logits(texts)
-        exp = np.exp(logits - logits.max(-1, keepdims=True))
-        probs = exp / exp.sum(-1, keepdims=True)
-        return [
-            {"label": self.labels[int(p.argmax())], "probabilities": {l: round(float(x), 6) for l, x in zip(self.labels, p)}}
-            for p in probs
-        ]
+        return predictions(self.logits(texts), self.labels)
 
     def evaluate(self, texts: list[str], labels: list[str], batch_size: int = 32) -> dict:
         """accuracy and macro-F1 of string labels."""
-        index = {l: i for i, l in enumerate(self.labels)}
-        unknown = sorted(set(labels) - set(index))
-        if unknown:
-            raise ValueError(f"labels not in this bundle: {', '.join(unknown[:5])}")
-        truth = np.array([index[l] for l in labels])
-        pred = self.logits(texts, batch_size).argmax(-1)
-        k = len(self.labels)
-        confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (truth, pred), 1)
-        tp = np.diag(confusion).astype(float)
-        denom = confusion.sum(0) + confusion.sum(1)
-        present = denom > 0
-        f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=present)
-        return {"accuracy": float(tp.sum() / len(truth)), "f1_macro": float(f1[present].mean()),
-                "n": int(len(truth)), "confusion": confusion.tolist()}
+        return score(self.logits(texts, batch_size), self.labels, labels)
 
 
-def make_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
+def make_session(path: str | Path, threads: int | None = None) -> "ort.InferenceSession":
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
