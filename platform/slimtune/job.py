@@ -7,8 +7,12 @@ CLI and the Python API build (see slimtune.settings), checked whole before any w
     data:      DataSpec      (source, text_column, label_column, max_train_samples, seed, ...)
     finetune:  FinetuneSpec  (epochs, batch_size, lr, max_length, workers, use_gpu, ...)
     search:    SearchSpec    (space, constraints, trials, concurrency, sampler, objectives, ...)
-    winners:   WinnersSpec   (count, min_accuracy_ratio, epochs)
+    winners:   WinnersSpec   (count, min_accuracy_ratio, max_latency_ms, epochs)
     export:    ExportSpec    (int8, seq, threads, rounds, ...)
+    alternatives: AlternativesSpec (linear, latency_texts)
+
+`reference:` defaults to builtin:minilm-l6 whenever `model` is another model; `reference: null`
+turns it off.
 
 The job fills in what links the stages (each stage's model, data, out and storage; the search's
 max_length from finetune and seq from export), so a section cannot set those. An unknown key
@@ -40,8 +44,12 @@ class WinnersSpec:
     count: int = 2
     """How many: the chosen one first, then the most accurate others on the front."""
     min_accuracy_ratio: float = 0.97
-    """The chosen winner is the fastest front member whose validation accuracy is at least this
-    share of the teacher's (the most accurate front member when none is)."""
+    """Without `max_latency_ms`: the chosen winner is the fastest whose validation accuracy is at
+    least this share of the teacher's (the most accurate when none is)."""
+    max_latency_ms: float | None = None
+    """A latency budget from text to label (batch 1, the export's threads): when set it decides,
+    before and instead of `min_accuracy_ratio`: the most accurate winner within it (the fastest
+    when none fits), and front members within it are the ones distilled again."""
     epochs: int = 3
     """Distillation epochs of the final run, on all training rows of the data section."""
 
@@ -50,6 +58,23 @@ class WinnersSpec:
             raise SlimtuneError(f"winners.count and winners.epochs must be at least 1, got {self.count}, {self.epochs}")
         if not 0 < self.min_accuracy_ratio <= 1:
             raise SlimtuneError(f"winners.min_accuracy_ratio must be in (0, 1], got {self.min_accuracy_ratio}")
+        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
+            raise SlimtuneError(f"winners.max_latency_ms must be a positive number of milliseconds, got {self.max_latency_ms}")
+
+
+@dataclass(frozen=True)
+class AlternativesSpec:
+    """The job's `alternatives:` section: what a user would do without slimtune, fitted and timed
+    beside the winners (the teacher's fp32 and int8 bundles and the `reference:` are always there)."""
+
+    linear: bool = True
+    """Fit a TF-IDF (word + char_wb n-grams) logistic regression on the job's training rows."""
+    latency_texts: int = 200
+    """Real test texts each bundle is timed on, from text to label."""
+
+    def __post_init__(self):
+        if self.latency_texts < 1:
+            raise SlimtuneError(f"alternatives.latency_texts must be at least 1, got {self.latency_texts}")
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,7 @@ class JobSpec:
     reference: FinetuneSpec | None = None
     """`reference:` fine-tuned directly on the same rows, epochs and patience as the teacher, then
     exported and timed beside it: the baseline the winners have to beat."""
+    alternatives: AlternativesSpec = field(default_factory=AlternativesSpec)
 
     @property
     def teacher_dir(self) -> str:
@@ -85,7 +111,8 @@ _OWNED = {
     ExportSpec: ("model", "data", "out", "seed"),
 }
 _TOP = {"model": str, "out": str, "teacher": str | None, "storage": str | None, "reference": str | None}
-_SECTIONS = ("data", "finetune", "search", "winners", "export")
+_SECTIONS = ("data", "finetune", "search", "winners", "export", "alternatives")
+DEFAULT_REFERENCE = "builtin:minilm-l6"
 
 
 def _section_keys(cls) -> list[str]:
@@ -141,19 +168,23 @@ def build_job(raw: dict, job_dir: Path) -> JobSpec:
         "storage": _storage(storage, out, "search"), "max_length": finetune.max_length, "seq": export.seq})
     try:
         winners = build_section(WinnersSpec, raw.get("winners") or {}, "winners")
+        alternatives = build_section(AlternativesSpec, raw.get("alternatives") or {}, "alternatives")
     except SlimtuneError as exc:
         raise SlimtuneError(f"job: {exc}") from None
     reference = None
-    if top.get("reference"):
+    # a small pretrained model fine-tuned directly is what a user would try first: on by default
+    reference_model = top.get("reference") if "reference" in raw else (DEFAULT_REFERENCE if model != DEFAULT_REFERENCE
+                                                                      and not teacher else None)
+    if reference_model:
         from slimtune.models import resolve_model
 
-        resolve_model(top["reference"], "job: reference")  # a bad name fails now
-        reference = dataclasses.replace(finetune, model=top["reference"], out=str(out / "reference"),
+        resolve_model(reference_model, "job: reference")  # a bad name fails now
+        reference = dataclasses.replace(finetune, model=reference_model, out=str(out / "reference"),
                                         storage=_storage(storage, out, "reference-checkpoints"))
         # fine-tuned before the search, so the space can start students from it (teacher.reference)
         search = dataclasses.replace(search, reference=reference.out)
     return JobSpec(model=model, out=str(out), teacher=teacher, storage=storage, data=data, finetune=finetune,
-                   search=search, winners=winners, export=export, reference=reference)
+                   search=search, winners=winners, export=export, reference=reference, alternatives=alternatives)
 
 
 def _apply_override(raw: dict, item: str) -> None:

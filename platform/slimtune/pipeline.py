@@ -1,12 +1,20 @@
 """`slimtune run JOB.yaml`: the whole job, stage by stage, each stage's outputs kept on disk.
 
-    1 teacher   fine-tune (or take `teacher:` as given)           OUT/teacher/
-                and the `reference:` small model fine-tuned directly OUT/reference/
-    2 search    Ray Tune + Optuna over the space                  OUT/search/ (trials.csv, pareto.*)
-    3 winners   a few front members distilled again, full budget; one chosen   OUT/final/<name>/
-    4 export    ONNX fp32 + int8 bundles, teacher and winners     OUT/teacher_bundle/, OUT/winners/<name>/
-    5 compare   teacher against winners, timed interleaved in one process   OUT/compare.json
-    6 report    OUT/report.html (self-contained) and OUT/summary.json
+    1 teacher       fine-tune (or take `teacher:` as given)       OUT/teacher/
+                    and the `reference:` small model fine-tuned directly OUT/reference/
+    2 alternatives  a linear TF-IDF model on the same rows        OUT/alternatives/linear/ (a bundle)
+    3 search        Ray Tune + Optuna over the space              OUT/search/ (trials.csv, pareto.*)
+    4 winners       a few front members distilled again, full budget   OUT/final/<name>/
+    5 export        ONNX fp32 + int8 bundles, teacher, reference and winners
+                                                                  OUT/teacher_bundle/, OUT/winners/<name>/
+    6 compare       every bundle scored on validation and timed in turns in one process, fixed
+                    shape and from text to label; the winner chosen against the alternatives
+                                                                  OUT/compare.json
+    7 report        OUT/report.html (self-contained) and OUT/summary.json
+
+The winner is chosen after the comparison, on validation accuracy and latency from text (see
+slimtune.choosing): a winner less accurate than a faster alternative is passed over, and when
+every winner is, the job says so in its last lines.
 
 The job file is checked whole before any work (slimtune.job); the data is loaded once and handed
 to every stage. Under `--resume` a stage whose outputs exist is not run again; a half-finished
@@ -28,8 +36,10 @@ from slimtune.job import JobSpec, load_job
 from slimtune.results import Result
 
 __all__ = ["JobSpec", "Winner", "load_job", "run_job", "pick_winners", "choose_winner"]
+LINEAR = "linear"
+"""The linear alternative's name in compare.json and summary.json."""
 
-STAGES = ("teacher", "search", "winners", "export", "compare", "report")
+STAGES = ("teacher", "alternatives", "search", "winners", "export", "compare", "report")
 
 
 @dataclass
@@ -50,6 +60,8 @@ class Winner:
 def _bundle_dir(out: Path, name: str) -> Path:
     """Where a model's bundle goes: the teacher's and the reference's beside the winners', each
     winner's by name."""
+    if name == LINEAR:
+        return out / "alternatives" / name
     return out / f"{name}_bundle" if name in ("teacher", "reference") else out / "winners" / name
 
 
@@ -97,11 +109,11 @@ def _search_stage(job: JobSpec, data, resume: bool):
         pareto = json.loads(done.read_text())
         constraints = load_space(job.search.space, job.search.constraints).constraints.as_dict()
         if pareto["front"] and pareto.get("constraints") == constraints:
-            _stage(2, f"already finished in {folder}, skipped (--resume)")
+            _stage(3, f"already finished in {folder}, skipped (--resume)")
             return SearchResult(str(folder), pareto)
         log.info("the constraints changed or left the front empty: recomputing the front from the finished trials")
     s = job.search
-    _stage(2, f"{s.trials} trials of {Path(s.space).name}, {s.concurrency} at a time, {s.sampler} sampler")
+    _stage(3, f"{s.trials} trials of {Path(s.space).name}, {s.concurrency} at a time, {s.sampler} sampler")
     return run_search(replace(s, resume=resume), data)  # restores Tune's state if there is any
 
 
@@ -113,23 +125,32 @@ def _no_front(pareto: dict) -> SlimtuneError:
         "search.constraints) and rerun with --resume: every finished trial is reused")
 
 
-def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float) -> list[Winner]:
-    """Front members to distil again with the full budget, `count` in all: the fastest one whose
-    search accuracy is within `min_accuracy_ratio` of the teacher's validation accuracy; the next
-    faster one, just under that floor (the search trains on a small budget, the final run often
-    lifts such a student over it); then the most accurate others."""
+def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latency_ms: float | None = None) -> list[Winner]:
+    """Front members to distil again with the full budget, `count` in all. With a latency budget:
+    the most accurate within it by the search's latency, then the next most accurate within it,
+    then the rest. Without: the fastest one whose search accuracy is within `min_accuracy_ratio`
+    of the teacher's validation accuracy; the next faster one, just under that floor (the search
+    trains on a small budget, the final run often lifts such a student over it); then the most
+    accurate others."""
     front = sorted(pareto["front"], key=lambda r: r["latency_ms"])
     if not front:
         raise _no_front({"trials_finished": 0, **pareto})
-    floor = min_accuracy_ratio * pareto["teacher"]["accuracy"]
-    good = [r for r in front if r["accuracy"] >= floor]
-    if good:
-        picked = [(good[0], "fastest within the accuracy floor in the search")]
-        at = front.index(good[0])
-        if count > 1 and at > 0:
-            picked.append((front[at - 1], "faster, just under the floor in the search"))
+    if max_latency_ms is not None:
+        within = sorted((r for r in front if r["latency_ms"] <= max_latency_ms), key=lambda r: -r["accuracy"])
+        picked = [(r, f"the most accurate within {max_latency_ms:g} ms in the search" if i == 0 else
+                   f"next most accurate within {max_latency_ms:g} ms") for i, r in enumerate(within)]
+        if not picked:
+            picked = [(front[0], f"the fastest (none within {max_latency_ms:g} ms in the search)")]
     else:
-        picked = [(max(front, key=lambda r: r["accuracy"]), "most accurate (none met the floor in the search)")]
+        floor = min_accuracy_ratio * pareto["teacher"]["accuracy"]
+        good = [r for r in front if r["accuracy"] >= floor]
+        if good:
+            picked = [(good[0], "fastest within the accuracy floor in the search")]
+            at = front.index(good[0])
+            if count > 1 and at > 0:
+                picked.append((front[at - 1], "faster, just under the floor in the search"))
+        else:
+            picked = [(max(front, key=lambda r: r["accuracy"]), "most accurate (none met the floor in the search)")]
     taken = {id(r) for r, _ in picked}
     for r in sorted(front, key=lambda r: -r["accuracy"]):
         if len(picked) < count and id(r) not in taken:
@@ -137,18 +158,24 @@ def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float) -> list[Wi
     return [Winner(f"winner-{i + 1}", str(r["trial_id"]), why, r) for i, (r, why) in enumerate(picked[:count])]
 
 
-def choose_winner(winners: list[Winner], teacher_accuracy: float, min_accuracy_ratio: float) -> Winner:
-    """After the final distillation: the fastest winner whose validation accuracy is within the
-    floor, else the most accurate. Validation, not test: the choice never looks at test."""
-    floor = min_accuracy_ratio * teacher_accuracy
-    good = [w for w in winners if w.final["accuracy"] >= floor]
-    chosen = (min(good, key=lambda w: w.final["latency_ms"]) if good
-              else max(winners, key=lambda w: w.final["accuracy"]))
+def choose_winner(winners: list[Winner], teacher_accuracy: float, min_accuracy_ratio: float,
+                  max_latency_ms: float | None = None, rows: dict | None = None, alternatives: list[dict] = ()) -> Winner:
+    """After the final distillation: the winner to hand over, by `slimtune.choosing.choose` on
+    validation accuracy and latency; `rows` (by winner name) carry the bundles' measured latency
+    from text and validation accuracy, else the final distillation's figures are used. Validation,
+    not test: the choice never looks at test."""
+    from slimtune.choosing import choose
+
+    def row(w: Winner) -> dict:
+        return (rows or {}).get(w.name) or {"name": w.name, "kind": "winner", "validation_accuracy": w.final["accuracy"],
+                                             "test_accuracy": w.final.get("test_accuracy"), "latency_ms": w.final["latency_ms"]}
+
+    picked, why, _ = choose([row(w) for w in winners], teacher_accuracy, min_accuracy_ratio, max_latency_ms,
+                            list(alternatives))
+    chosen = next(w for w in winners if w.name == picked["name"])
     for w in winners:
         w.chosen = w is chosen
-    chosen.why = (f"the fastest with validation accuracy at least {min_accuracy_ratio:.0%} of the teacher's "
-                  "after the final distillation" if good else "the most accurate after the final distillation "
-                  f"(none reached {min_accuracy_ratio:.0%} of the teacher's validation accuracy)")
+    chosen.why = why + " after the final distillation"
     return chosen
 
 
@@ -162,7 +189,7 @@ def _winners_stage(job: JobSpec, data, winners: list[Winner], out: Path) -> list
         return path.exists() and str(json.loads(path.read_text()).get("trial_id")) == w.trial_id
 
     todo = [w for w in winners if not finished(w)]
-    _stage(3, f"distilling {len(winners)} winner(s) again for {job.winners.epochs} epochs"
+    _stage(4, f"distilling {len(winners)} winner(s) again for {job.winners.epochs} epochs"
               + (f" ({len(winners) - len(todo)} already done)" if len(todo) < len(winners) else ""))
     # every training row of the job's data and no step cap: the full budget
     final = replace(job.search, out=str(out / "final"), max_train_samples=None, max_steps=None)
@@ -185,13 +212,13 @@ def _winners_stage(job: JobSpec, data, winners: list[Winner], out: Path) -> list
 
 
 def _export_stage(job: JobSpec, data, teacher: str, winners: list[Winner], out: Path,
-                  reference: Result | None = None) -> dict:
+                  reference: Result | None = None, linear: dict | None = None) -> dict:
     from slimtune.exporting.bundle import run_export
 
     targets = {"teacher": teacher, **{w.name: str(out / "final" / w.name / "model") for w in winners}}
     if reference is not None:
         targets["reference"] = reference.path
-    _stage(4, f"ONNX bundles of the teacher and {len(winners)} winner(s)")
+    _stage(5, f"ONNX bundles of the teacher and {len(winners)} winner(s)")
     manifests = {}
     for name, model in targets.items():
         bundle = _bundle_dir(out, name)
@@ -199,43 +226,113 @@ def _export_stage(job: JobSpec, data, teacher: str, winners: list[Winner], out: 
             log.info(f"exporting {name} to {bundle}")
             run_export(replace(job.export, model=model, out=str(bundle)), data)
         manifests[name] = json.loads((bundle / "manifest.json").read_text())
+    if linear is not None:
+        manifests[LINEAR] = linear
     return manifests
 
 
-def _compare_stage(job: JobSpec, manifests: dict, out: Path, resume: bool) -> dict:
-    from slimtune.exporting.benchmark import interleaved_latency
+def _alternatives_stage(job: JobSpec, data, out: Path) -> dict | None:
+    """The linear TF-IDF model fitted on the job's training rows: seconds of work, kept across
+    resumes while the data is the same."""
+    from slimtune.alternatives.linear import run_linear
+
+    folder = _bundle_dir(out, LINEAR)
+    if not job.alternatives.linear:
+        _stage(2, "no linear model (alternatives.linear: false)")
+        return None
+    manifest = folder / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("data_fingerprint") == data.fingerprint:
+        _stage(2, f"linear TF-IDF model already fitted in {folder}")
+        return json.loads(manifest.read_text())
+    _stage(2, f"a linear TF-IDF model (word + char n-grams, logistic regression) on {len(data.train):,} rows")
+    return run_linear(data, folder, seed=job.data.seed)
+
+
+def _latency_texts(data, n: int) -> list[str]:
+    """Real test texts, a seeded sample: the same for every bundle."""
+    import numpy as np
+
+    texts = list(data.test["text"])
+    order = np.random.default_rng(0).permutation(len(texts))[:n]
+    return [texts[i] for i in order]
+
+
+def _compare_stage(job: JobSpec, data, manifests: dict, out: Path, resume: bool) -> dict:
+    """Every bundle scored on validation by the bundle itself and timed in turns in one process:
+    the fixed-shape model (batch 1 x seq tokens) and from text to label on real test texts."""
+    from slimtune.exporting.benchmark import interleaved_latency, text_latency
+    from slimtune.exporting.runtime import load_bundle
 
     e = job.export
     path = out / "compare.json"
     if resume and path.exists():
-        _stage(5, "already measured, skipped (--resume)")
+        _stage(6, "already measured, skipped (--resume)")
         return json.loads(path.read_text())
-    _stage(5, f"timing every bundle interleaved, {e.rounds} rounds, {e.threads or 'all'} thread(s)")
-    models = {}
+    _stage(6, f"scoring every bundle on validation and timing it interleaved, {e.rounds} rounds, "
+              f"{e.threads or 'all'} thread(s), fixed shape and from text")
+    models, loaded = {}, {}
     for name in manifests:
         folder = _bundle_dir(out, name)
-        models[f"{name}/fp32"] = folder / "model.onnx"
-        if (folder / "model.int8.onnx").exists():
-            models[f"{name}/int8"] = folder / "model.int8.onnx"
+        for kind, file in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
+            if (folder / file).exists():
+                if name != LINEAR:
+                    models[f"{name}/{kind}"] = folder / file
+                loaded[f"{name}/{kind}" if name != LINEAR else name] = load_bundle(folder, int8=kind == "int8",
+                                                                                   threads=e.threads, check=False)
+        if name == LINEAR:
+            loaded[name] = load_bundle(folder, check=False)
     latency = interleaved_latency(models, seq=e.seq, threads=e.threads, rounds=e.rounds)
+    from_text = text_latency(loaded, _latency_texts(data, job.alternatives.latency_texts), rounds=e.rounds)
+    val_texts = list(data.validation["text"])
+    val_labels = [data.label_names[i] for i in data.validation["label"]]
     base = latency["teacher/fp32"]
+    teacher_acc = manifests["teacher"]["accuracy_fp32"]
     rows = {}
-    for name, m in manifests.items():
-        for kind in ("fp32", "int8"):
-            if f"{name}/{kind}" in latency:
-                ms = latency[f"{name}/{kind}"]
-                acc = m.get(f"accuracy_{kind}")
-                rows[f"{name}/{kind}"] = {
-                    "model": name, "precision": kind, "latency_ms_p50": ms, "speedup_vs_teacher_fp32": base / ms,
-                    "test_accuracy": acc, "size_mb": m[f"size_mb_{kind}"],
-                    "accuracy_vs_teacher_fp32": acc / manifests["teacher"]["accuracy_fp32"] if acc is not None else None}
-    result = {"seq": e.seq, "threads": e.threads, "rounds": e.rounds, "rows": rows}
+    for key, bundle in loaded.items():
+        name, _, kind = key.partition("/")
+        m = manifests[name]
+        acc = m.get("accuracy") if name == LINEAR else m.get(f"accuracy_{kind}")
+        ms = latency.get(key)
+        rows[key] = {
+            "model": name, "precision": kind or "numpy", "latency_ms_p50": ms,
+            "speedup_vs_teacher_fp32": base / ms if ms else None, "latency_ms_text": from_text[key],
+            "speedup_from_text_vs_teacher_fp32": from_text["teacher/fp32"] / from_text[key],
+            "validation_accuracy": bundle.evaluate(val_texts, val_labels, batch_size=64)["accuracy"],
+            "test_accuracy": acc, "f1_macro": m.get("f1_macro") if name == LINEAR else m.get(f"f1_macro_{kind}"),
+            "size_mb": m["size_mb"] if name == LINEAR else m[f"size_mb_{kind}"],
+            "bundle_mb": _deploy_mb(_bundle_dir(out, name), bundle.model_file),
+            "accuracy_vs_teacher_fp32": acc / teacher_acc if acc is not None else None}
+    result = {"seq": e.seq, "threads": e.threads, "rounds": e.rounds, "latency_texts": job.alternatives.latency_texts,
+              "rows": rows}
     path.write_text(json.dumps(result, indent=2) + "\n")
     for key, r in rows.items():
-        log.info(f"{key:>18}: {r['latency_ms_p50']:7.2f} ms  {r['speedup_vs_teacher_fp32']:5.2f}x  "
+        fixed = f"{r['latency_ms_p50']:7.2f} ms {r['speedup_vs_teacher_fp32']:5.2f}x" if r["latency_ms_p50"] else " " * 17
+        log.info(f"{key:>18}: {fixed}  from text {r['latency_ms_text']:7.2f} ms  val acc {r['validation_accuracy']:.4f}  "
                  f"test acc {r['test_accuracy']:.4f} ({100 * r['accuracy_vs_teacher_fp32']:.1f}% of the teacher)  "
-                 f"{r['size_mb']:.1f} MB")
+                 f"{r['bundle_mb']:.1f} MB")
     return result
+
+
+def _deploy_mb(folder: Path, model_file: Path) -> float:
+    """What a device needs to run one precision of a bundle: its model file (or arrays), the
+    tokenizer and the small files beside them; not the other precision's model."""
+    skip = {"model.onnx", "model.int8.onnx", "model.int8.ort", "README.md", "SHA256SUMS"} - {model_file.name}
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.name not in skip) / 1e6
+
+
+_KINDS = {"teacher/fp32": "teacher", "teacher/int8": "teacher_int8", "reference/fp32": "direct",
+          "reference/int8": "direct_int8", LINEAR: "linear"}
+
+
+def _judge_rows(compare: dict) -> tuple[dict, list[dict]]:
+    """Rows for slimtune.choosing: each winner's fp32 and int8 bundle by key, and the alternatives."""
+    rows, alternatives = {}, []
+    for key, r in compare["rows"].items():
+        row = {"name": key, "kind": _KINDS.get(key, "winner"), "validation_accuracy": r["validation_accuracy"],
+               "test_accuracy": r["test_accuracy"], "f1_macro": r["f1_macro"], "latency_ms": r["latency_ms_text"],
+               "latency_ms_model": r["latency_ms_p50"], "size_mb": r["bundle_mb"]}
+        (alternatives.append(row) if key in _KINDS else rows.__setitem__(key, row))
+    return rows, alternatives
 
 
 def _publish(job: JobSpec, out: Path, names: list[str]) -> None:
@@ -304,6 +401,11 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
         done("reference", t0, dir=reference.path, model=job.reference.model, **{
             k: reference.metrics.get(k) for k in ("accuracy", "best_epoch", "history", "train_seconds")})
     t0 = time.perf_counter()
+    linear = _alternatives_stage(job, data, out)
+    if linear is not None:
+        done("alternatives", t0, linear={k: linear.get(k) for k in ("accuracy", "f1_macro", "accuracy_validation", "C",
+                                                                   "num_features", "size_mb", "fit_seconds")})
+    t0 = time.perf_counter()
     search = _search_stage(job, data, resume)
     pareto = search.metrics
     done("search", t0, dir=search.path, front_size=len(search.front), trials_finished=pareto["trials_finished"],
@@ -312,21 +414,25 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     if not search.front:
         raise _no_front(pareto)
     t0 = time.perf_counter()
-    winners = _winners_stage(job, data, pick_winners(pareto, job.winners.count, job.winners.min_accuracy_ratio), out)
-    chosen = choose_winner(winners, search.teacher["accuracy"], job.winners.min_accuracy_ratio).name
-    log.info(f"chosen: {chosen}, {next(w.why for w in winners if w.chosen)}")
-    done("winners", t0, winners=[dataclasses.asdict(w) for w in winners], chosen=chosen)
+    w_spec = job.winners
+    winners = _winners_stage(job, data, pick_winners(pareto, w_spec.count, w_spec.min_accuracy_ratio,
+                                                     w_spec.max_latency_ms), out)
+    done("winners", t0, winners=[dataclasses.asdict(w) for w in winners])
     t0 = time.perf_counter()
-    manifests = _export_stage(job, data, teacher.path, winners, out, reference)
+    manifests = _export_stage(job, data, teacher.path, winners, out, reference, linear)
     done("export", t0, bundles={n: str(_bundle_dir(out, n)) for n in manifests})
     t0 = time.perf_counter()
-    compare = _compare_stage(job, manifests, out, resume)
-    done("compare", t0, **compare)
+    compare = _compare_stage(job, data, manifests, out, resume)
+    judged = _judge(job, winners, compare, search.teacher["accuracy"])
+    chosen = judged["winner_name"]
+    summary["alternatives"] = judged["alternatives"]
+    summary["stages"]["winners"] = {"winners": [dataclasses.asdict(w) for w in winners], "chosen": chosen}
+    done("compare", t0, **compare, chosen=chosen)
     t0 = time.perf_counter()
-    _stage(6, "writing report.html")
+    _stage(7, "writing report.html")
     summary["teacher"] = compare["rows"]["teacher/fp32"]
     summary["winner"] = {"name": chosen, "bundle": str(_bundle_dir(out, chosen)), **compare["rows"][f"{chosen}/fp32"],
-                         "int8": compare["rows"].get(f"{chosen}/int8")}
+                         "int8": compare["rows"].get(f"{chosen}/int8"), **judged["verdict"]}
     if reference is not None:
         summary["reference"] = {"model": job.reference.model, **compare["rows"]["reference/fp32"],
                                 "int8": compare["rows"].get("reference/int8")}
@@ -341,6 +447,43 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
         _publish(job, out, list(manifests))
     w = summary["winner"]
     log.info(f"job done in {log.format_seconds(summary['total_seconds'])}: {out / 'report.html'}")
-    log.info(f"winner {chosen}: {w['speedup_vs_teacher_fp32']:.2f}x faster than the teacher (fp32), "
-             f"{100 * w['accuracy_vs_teacher_fp32']:.1f}% of its test accuracy; bundle {w['bundle']}")
+    log.info(f"winner {chosen}: {w['latency_ms_text']:.2f} ms from text to label (fp32), validation "
+             f"{w['validation_accuracy']:.4f}, test {w['test_accuracy']:.4f}; {w['speedup_vs_teacher_fp32']:.2f}x "
+             f"faster than the teacher (fp32 model), {100 * w['accuracy_vs_teacher_fp32']:.1f}% of its test accuracy; "
+             f"bundle {w['bundle']}")
+    for line in w["notes"]:
+        log.info(line)
     return Result(str(out), summary)
+
+
+def _judge(job: JobSpec, winners: list[Winner], compare: dict, teacher_accuracy: float) -> dict:
+    """Choose the winner against the alternatives and say what beats it (slimtune.choosing)."""
+    from slimtune.choosing import describe, dominance, verdict
+
+    rows, alternatives = _judge_rows(compare)
+    fp32 = {w.name: rows[f"{w.name}/fp32"] | {"name": w.name} for w in winners}
+    spec = job.winners
+    chosen = choose_winner(winners, teacher_accuracy, spec.min_accuracy_ratio, spec.max_latency_ms, fp32, alternatives)
+    log.info(f"chosen: {chosen.name}, {chosen.why}")
+    mine = [rows[k] for k in (f"{chosen.name}/fp32", f"{chosen.name}/int8") if k in rows]
+    pairs = dominance(mine, alternatives)
+    notes = []
+    if spec.max_latency_ms is None and chosen.final and chosen.why.startswith("the most accurate: none reached"):
+        best = max(alternatives, key=lambda a: a["validation_accuracy"] or 0, default=None)
+        notes.append(f"no winner reached {spec.min_accuracy_ratio:.0%} of the teacher's validation accuracy"
+                     + (f"; the most accurate alternative is {describe(best)} (validation {best['validation_accuracy']:.4f})"
+                        if best else ""))
+    said = verdict(fp32[chosen.name], alternatives)
+    if said:
+        notes.append(said)
+    for name in sorted({p["alternative"] for p in pairs}):
+        a = next(x for x in alternatives if x["name"] == name)
+        notes.append(f"dominated: {describe(a)} is as accurate on test ({a['test_accuracy']:.4f}) and no slower "
+                     f"({a['latency_ms']:.2f} ms from text) than " + " and ".join(
+                         p["winner"] for p in pairs if p["alternative"] == name))
+    bundles = {"teacher/fp32": "teacher", "teacher/int8": "teacher", "reference/fp32": "reference",
+               "reference/int8": "reference", LINEAR: LINEAR}
+    return {"winner_name": chosen.name,
+            "alternatives": [a | {"bundle": str(_bundle_dir(Path(job.out), bundles[a["name"]]))} for a in alternatives],
+            "verdict": {"dominated_by": sorted({p["alternative"] for p in pairs}), "dominance": pairs,
+                        "holds_against_alternatives": said is None, "notes": notes}}

@@ -2,7 +2,8 @@
 no scripts, nothing fetched), so it can be mailed or opened offline.
 
 Sections, each with a stable id a test can find: #headline, #comparison (teacher against the
-winners, and the reference model fine-tuned directly), #training (the teacher's learning curve),
+winners, and the reference model fine-tuned directly), #alternatives (test accuracy against
+latency from text to label: winners beside what a user could have without slimtune), #training (the teacher's learning curve),
 #pareto (the search's plot), #confusion (the chosen winner's test confusion matrix), #trials
 (every trial, the front marked), #job (stage times and settings).
 """
@@ -61,15 +62,18 @@ def _comparison(summary: dict, manifests: dict) -> str:
         name = r["model"]
         m = manifests[name]
         shape = ("" if name == "teacher" else f"{summary['reference']['model']}, fine-tuned directly"
-                 if name == "reference" else _shape(summary, name))
+                 if name == "reference" else "TF-IDF + logistic regression (numpy)" if name == "linear"
+                 else _shape(summary, name))
+        speedup = r["speedup_vs_teacher_fp32"]
         rows.append([html.escape(name), r["precision"], shape, _fmt(r["test_accuracy"]),
                      _fmt(None if r["accuracy_vs_teacher_fp32"] is None else 100 * r["accuracy_vs_teacher_fp32"], 1) + " %",
-                     _fmt(r["latency_ms_p50"], 2), _fmt(r["speedup_vs_teacher_fp32"], 2) + "×", _fmt(r["size_mb"], 1),
+                     _fmt(r["latency_ms_p50"], 2), _fmt(speedup, 2) + ("×" if speedup else ""),
+                     _fmt(r.get("latency_ms_text"), 2), _fmt(r["size_mb"], 1),
                      _fmt(compare["teacher/fp32"]["size_mb"] / r["size_mb"], 1) + "×",
                      f"{m['parity_max_abs_diff']:.1e}" if r["precision"] == "fp32" and m.get("parity_max_abs_diff") is not None
                      else "–"])
-        classes.append("chosen" if name == chosen else "reference" if name == "reference" else "")
-    return _table(["model", "precision", "shape", "test acc.", "of teacher", "p50 (ms)", "faster",
+        classes.append("chosen" if name == chosen else "reference" if name in ("reference", "linear") else "")
+    return _table(["model", "precision", "shape", "test acc.", "of teacher", "p50 (ms)", "faster", "from text (ms)",
                    "MB", "smaller", "parity"], rows, classes, left=3)
 
 
@@ -114,6 +118,64 @@ def _curve_svg(curves: dict[str, list[dict]], width: int = 520, height: int = 22
                      f'fill="{color}">{html.escape(name)}</text>')
     parts += [f'<text x="{x(e) - 3:.1f}" y="{height - pad + 16}" font-size="11">{e}</text>' for e in range(1, epochs + 1)]
     return "".join(parts) + "</svg>"
+
+
+_MARKS = {"winner": ("o", "#0b6e4f", "winners"), "linear": ("^", "#c92a2a", "linear TF-IDF"),
+          "teacher": ("*", "#1864ab", "teacher"), "teacher_int8": ("*", "#1864ab", None),
+          "direct": ("s", "#862e9c", "fine-tuned directly"), "direct_int8": ("s", "#862e9c", None)}
+
+
+def _alternatives_plot(points: list[dict], chosen: str) -> str:
+    """Test accuracy against latency from text (log scale: a linear model and a teacher lie 50x
+    apart), one mark per kind, int8 hollow; a data: URI of a PNG."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    seen = set()
+    for p in points:
+        marker, color, label = _MARKS[p["kind"]]
+        hollow = p["name"].endswith("/int8")
+        label = (label or "") if p["kind"] not in seen and label else None
+        seen.add(p["kind"])
+        ax.scatter([p["latency_ms"]], [p["test_accuracy"]], marker=marker, s=200 if marker == "*" else 70,
+                   facecolors="none" if hollow else color, edgecolors=color, linewidths=1.8, label=label, zorder=4)
+        ax.annotate(p["name"] + (" (chosen)" if p["name"].split("/")[0] == chosen and not hollow else ""),
+                    (p["latency_ms"], p["test_accuracy"]), textcoords="offset points", xytext=(6, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency from text to label, ms (batch 1, tokenizer included; log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8, title="hollow: int8", title_fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _alternatives(summary: dict) -> str:
+    compare = summary["stages"]["compare"]["rows"]
+    w = summary["winner"]
+    winners = [{"name": k, "kind": "winner", "test_accuracy": r["test_accuracy"], "latency_ms": r["latency_ms_text"],
+                "validation_accuracy": r["validation_accuracy"], "f1_macro": r["f1_macro"], "size_mb": r["bundle_mb"],
+                "latency_ms_model": r["latency_ms_p50"]}
+               for k, r in compare.items() if r["model"].startswith("winner-")]
+    points = sorted(winners + list(summary.get("alternatives", [])), key=lambda p: p["latency_ms"])
+    rows, classes = [], []
+    for p in points:
+        rows.append([html.escape(p["name"]), html.escape(p["kind"]), _fmt(p["validation_accuracy"]), _fmt(p["test_accuracy"]),
+                     _fmt(p.get("f1_macro")), _fmt(p["latency_ms"], 2), _fmt(p.get("latency_ms_model"), 2),
+                     _fmt(p["size_mb"], 1)])
+        classes.append("chosen" if p["name"] == f"{w['name']}/fp32" else "reference" if p["kind"] != "winner" else "")
+    notes = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in w.get("notes", []))
+    return (f'{notes}<img alt="test accuracy against latency from text" src="{_alternatives_plot(points, w["name"])}">'
+            + _table(["bundle", "kind", "val. acc.", "test acc.", "test macro-F1", "ms from text", "ms model",
+                      "MB"], rows, classes, left=2))
 
 
 def _training(summary: dict) -> str:
@@ -198,6 +260,9 @@ def write_report(out: Path, summary: dict, pareto: dict, manifests: dict) -> Pat
             else '<p class="note">No pareto.png.</p>')
     int8 = w.get("int8")
     cards = [
+        (f"{w['test_accuracy']:.4f}", f"the winner's test accuracy, {w['latency_ms_text']:.2f} ms from text to label (fp32)"),
+        *[(f"{a['test_accuracy']:.4f}", f"{a['name']}: test accuracy, {a['latency_ms']:.2f} ms from text to label")
+          for a in summary.get("alternatives", []) if a["kind"] in ("linear", "direct")],
         (f"{w['speedup_vs_teacher_fp32']:.1f}×", "faster than the teacher (fp32 ONNX, same measurement)"),
         (f"{100 * w['accuracy_vs_teacher_fp32']:.1f} %", "of the teacher's test accuracy"),
         (f"{t['size_mb'] / w['size_mb']:.1f}× smaller", f"{w['size_mb']:.1f} MB against {t['size_mb']:.1f} MB"),
@@ -229,6 +294,15 @@ bundle <code>{html.escape(w['bundle'])}</code>.</p>
 {compare['seq']} tokens, {compare['threads']} thread(s), all models timed in turns in one process, median of
 {compare['rounds']} rounds. Speed-up is against the teacher's fp32 bundle.</p>
 <div class="wide">{_comparison(summary, manifests)}</div>
+</section>
+<section id="alternatives"><h2>Against what you could have without slimtune</h2>
+<p class="note">Every bundle from a raw text in to a label out (tokenizer included), batch 1, {compare['threads']} thread(s),
+on {compare.get('latency_texts', '–')} real test texts, timed in turns in one process: what a device pays per request. A linear TF-IDF
+model fitted on the same rows, the teacher in fp32 and int8{", a small model fine-tuned directly" if summary.get("reference") else ""}.
+The winner is chosen on validation accuracy and this latency; it is passed over when a faster alternative is more accurate on
+validation. An alternative <i>dominates</i> a bundle when it is at least as accurate on test (within 0.2 points) and no slower
+(within 5%).</p>
+<div class="wide">{_alternatives(summary)}</div>
 </section>
 <section id="training"><h2>Training the teacher</h2>
 {_training(summary)}

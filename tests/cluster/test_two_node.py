@@ -52,6 +52,7 @@ def test_job_submit_to_two_nodes(tiny_model_dir, texts_csv, tmp_path):
         (tmp_path / "space.py").write_text(SPACE)
         (tmp_path / "job.yaml").write_text(f"""
 model: {tiny_model_dir}
+reference: null
 out: {tmp_path / 'out'}
 data: {{source: {texts_csv}}}
 finetune: {{epochs: 2, batch_size: 16, lr: 0.003, max_length: 32, workers: 2}}
