@@ -125,3 +125,23 @@ def test_the_same_defaults_everywhere(tmp_path):
     assert from_cli.trials == job.search.trials and from_cli.data.seed == job.data.seed
     with pytest.raises(SlimtuneError, match="unknown setting epochz"):
         build_spec(SearchSpec, {"teacher": "t", "data": "d", "space": "s", "out": "o", "epochz": 1})
+
+
+def test_pick_winners_within_a_latency_budget():
+    """A budget decides before the accuracy ratio: the most accurate front members within it."""
+    from slimtune.pipeline import pick_winners
+
+    pareto = {"teacher": {"accuracy": 0.90},
+              "front": [_row("a", 0.80, 1.0), _row("b", 0.88, 2.0), _row("c", 0.89, 4.0), _row("d", 0.91, 8.0)]}
+    assert [w.trial_id for w in pick_winners(pareto, 2, 0.97, max_latency_ms=5.0)] == ["c", "b"]
+    assert [w.trial_id for w in pick_winners(pareto, 3, 0.97, max_latency_ms=1.5)] == ["a", "d", "c"]
+    none = pick_winners(pareto, 1, 0.97, max_latency_ms=0.5)
+    assert [w.trial_id for w in none] == ["a"] and "none within" in none[0].picked_because
+
+
+def test_reference_on_by_default_unless_the_teacher_is_that_model(tmp_path):
+    assert load_job(_job(tmp_path, "model: builtin:mpnet-base\n")).reference.model == "builtin:minilm-l6"
+    assert load_job(_job(tmp_path, "model: builtin:minilm-l6\n")).reference is None
+    assert load_job(_job(tmp_path, "model: builtin:mpnet-base\nreference: null\n")).reference is None
+    with pytest.raises(SlimtuneError, match="winners.max_latency_ms"):
+        load_job(_job(tmp_path, "winners: {max_latency_ms: -1}\n"))

@@ -74,3 +74,26 @@ print(b.predict(['sunny warm golden day'])[0]['label'])
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() in ("neg", "pos")
+
+
+def test_the_cli_runs_a_linear_bundle(tmp_path, texts_csv, capsys):
+    import json
+
+    from slimtune.cli.main import main
+    from tests.helpers import make_texts
+
+    frame = make_texts(120)
+    labels = (frame["label"] == "pos").astype(int).to_numpy()
+    vectorizers, model, c, _ = fit_linear(list(frame["text"]), labels, list(frame["text"][:20]), labels[:20], 2,
+                                          LinearSpec(c_grid=(1.0,)))
+    write_linear_bundle(tmp_path / "b", vectorizers, model, ["neg", "pos"], {"C": c})
+    assert main(["predict", "--bundle", str(tmp_path / "b"), "sunny warm golden day", "storm dark cold"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["label"] for line in lines] == ["pos", "neg"]
+    assert main(["bench", "--bundle", str(tmp_path / "b"), "--iters", "5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"] == "linear" and report["latency_ms_text_p50"] > 0
+    assert main(["eval", "--bundle", str(tmp_path / "b"), "--data", str(texts_csv)]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9
+    assert main(["predict", "--bundle", str(tmp_path / "b"), "--int8", "x"]) == 2
+    assert "--int8" in capsys.readouterr().err

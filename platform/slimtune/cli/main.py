@@ -179,7 +179,8 @@ def _bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="latency percentiles and throughput of a bundle or a model folder",
                        description="Measure p50/p90/p99 latency (batch --batch) and throughput (batch 32). JSON on stdout.")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bundle", help="a bundle folder (ONNX Runtime); its files are checked first")
+    source.add_argument("--bundle", help="a bundle folder (ONNX, or a linear TF-IDF bundle: timed from text only); "
+                                         "its files are checked first")
     source.add_argument("--model", help="a model folder (PyTorch eager)")
     p.add_argument("--int8", action="store_true", help="measure the bundle's int8 model")
     p.add_argument("--ort", action="store_true", help="measure the bundle's int8 model in ORT format (model.int8.ort)")
@@ -216,10 +217,16 @@ def _cmd_bench(args) -> dict:
     if args.profile:
         return _cmd_profile(args)
     if args.bundle:
-        from slimtune.exporting.benchmark import bench_onnx
+        from slimtune.exporting.benchmark import bench_onnx, bench_texts
+        from slimtune.exporting.runtime import SAMPLE_TEXTS
 
         bundle = _open_bundle(args.bundle, args)  # checked against SHA256SUMS first
-        report = bench_onnx(bundle.model_file, args.seq, args.threads, args.iters, batch=args.batch)
+        if bundle.kind == "linear":  # no fixed-shape model: it is timed from text to label only
+            report = {"kind": "linear", **bench_texts(bundle, SAMPLE_TEXTS, args.iters),
+                      "size_mb": bundle.manifest["size_mb"], "texts": len(SAMPLE_TEXTS)}
+        else:
+            report = bench_onnx(bundle.model_file, args.seq, args.threads, args.iters, batch=args.batch)
+            report.update(bench_texts(bundle, SAMPLE_TEXTS, args.iters))  # the tokenizer included
     else:
         from slimtune.exporting.benchmark import bench_torch
         from slimtune.models import load_classifier, load_config, resolve_model

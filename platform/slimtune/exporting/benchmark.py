@@ -123,3 +123,17 @@ def text_latency(bundles: dict, texts: list[str], rounds: int = 9, per_round: in
                 times.append(1000 * (time.perf_counter() - started))
             samples[name].append(float(np.median(times)))
     return {name: float(np.median(values)) for name, values in samples.items()}
+
+
+def bench_texts(bundle, texts: list[str], iters: int = 50) -> dict:
+    """Latency percentiles from a raw text in to a label out of one loaded bundle (any kind),
+    cycling through `texts`, batch 1, after a warm-up."""
+    for text in texts[:5]:
+        bundle.classify(text)
+    samples = []
+    for i in range(iters):
+        text = texts[i % len(texts)]
+        started = time.perf_counter()
+        bundle.classify(text)
+        samples.append(1000 * (time.perf_counter() - started))
+    return {k.replace("latency_ms", "latency_ms_text"): v for k, v in _percentiles(samples).items()}

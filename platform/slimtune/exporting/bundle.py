@@ -129,9 +129,9 @@ def run_export(spec: ExportSpec, data=None) -> dict:
     """Export, check, quantize, measure and bundle `spec.model` into `spec.out`; `data`: the
     already loaded TextData of `spec.data` (a job loads it once)."""
     from slimtune.exporting.benchmark import bench_onnx
-    from slimtune.exporting.onnx_export import OPSET, SAMPLE_TEXTS, check_parity, export_onnx, parity
+    from slimtune.exporting.onnx_export import OPSET, check_parity, export_onnx, parity
     from slimtune.exporting.quantize import quantize_dynamic_int8, quantize_static_int8
-    from slimtune.exporting.runtime import Bundle, write_checksums
+    from slimtune.exporting.runtime import SAMPLE_TEXTS, Bundle, write_checksums
     from slimtune.models import load_classifier, load_config, load_tokenizer, read_model_info, resolve_model
 
     out = Path(spec.out)

@@ -15,16 +15,6 @@ OPSET = 17
 PARITY_ATOL = 1e-4
 
 # Real sentences for the parity gate when no dataset is given: varied lengths, punctuation, case.
-SAMPLE_TEXTS = [
-    "The quarterly results beat expectations and the shares rose 4% in early trading.",
-    "I can't believe the game went to overtime again!",
-    "Rain is expected across the north tomorrow, with heavy showers by the evening.",
-    "Thanks for coming out tonight, we couldn't have done it without you.",
-    "ok",
-    "Grain exports fell sharply after the new tariff took effect in March, officials said on Tuesday.",
-    "Is this the right way to the station?",
-    "A short story about a fox, a crow and a piece of cheese that nobody wanted to share.",
-]
 
 
 class _LogitsOnly(torch.nn.Module):

@@ -17,6 +17,17 @@ import numpy as np
 
 
 CHECKSUMS = "SHA256SUMS"
+# Texts for parity checks and timing when no data is given: short and long, news and chat.
+SAMPLE_TEXTS = [
+    "The quarterly results beat expectations and the shares rose 4% in early trading.",
+    "I can't believe the game went to overtime again!",
+    "Rain is expected across the north tomorrow, with heavy showers by the evening.",
+    "Thanks for coming out tonight, we couldn't have done it without you.",
+    "ok",
+    "Grain exports fell sharply after the new tariff took effect in March, officials said on Tuesday.",
+    "Is this the right way to the station?",
+    "A short story about a fox, a crow and a piece of cheese that nobody wanted to share.",
+]
 
 
 class BundleError(ValueError):
