@@ -5,7 +5,7 @@ teacher, so the same file fits a 6-layer MiniLM and a 12-layer MPNet on any data
 Besides students cut from the teacher, a second base where one pays: the small model fine-tuned
 directly on this data when the search has one (a job's `reference:`, `--reference`), else, for a
 teacher wider than the built-in MiniLM (hidden 384), MiniLM-L6 fresh from pre-training. A wide
-teacher also gets cuts of its hidden width."""
+teacher also gets cuts of its hidden width. Students cut from the teacher start at zero layers."""
 
 from slimtune import Constraints, TeacherInfo
 
@@ -32,21 +32,28 @@ def space(trial, teacher):
                   "heads": trial.suggest_float("small_heads", 0.0, 0.5, step=0.25),
                   "ffn": trial.suggest_float("small_ffn", 0.0, 0.5, step=0.25)}
     else:
-        values = {"layers": trial.suggest_int("layers", 1, max(1, min(teacher.num_layers - 1, 8))),
-                  "heads": trial.suggest_float("heads", 0.0, 0.75, step=0.25),
-                  "ffn": trial.suggest_float("ffn", 0.0, 0.75, step=0.25)}
-        if teacher.hidden_size > MINILM_L6.hidden_size:  # down to about MiniLM's width
-            values["hidden"] = trial.suggest_float("hidden", 0.0, 0.5, step=0.25)
-    wide_cut = not on_small and teacher.hidden_size > MINILM_L6.hidden_size
+        # from 0: the zero-layer student (the teacher's embeddings, a mean, a head; the search always
+        # tries it first) runs at the speed of a linear model, so the front reaches down to there
+        # and a student with layers has to beat it to be worth its latency
+        values = {"layers": trial.suggest_int("layers", 0, max(1, min(teacher.num_layers - 1, 8)))}
+        if values["layers"]:  # heads, FFN and width are the layers' own: a zero-layer student has none
+            values["heads"] = trial.suggest_float("heads", 0.0, 0.75, step=0.25)
+            values["ffn"] = trial.suggest_float("ffn", 0.0, 0.75, step=0.25)
+            if teacher.hidden_size > MINILM_L6.hidden_size:  # down to about MiniLM's width
+                values["hidden"] = trial.suggest_float("hidden", 0.0, 0.5, step=0.25)
+    zero = values["layers"] == 0
+    wide_cut = not on_small and not zero and teacher.hidden_size > MINILM_L6.hidden_size
     values.update({
         "temperature": trial.suggest_float("temperature", 1.0, 4.0),
         "alpha": trial.suggest_float("alpha", 0.3, 0.9),
-        "lr": trial.suggest_float("lr", 1e-4, 4e-4, log=True),
+        # embeddings and a head take far larger steps than an encoder (models.bag.BAG_LR)
+        "lr": (trial.suggest_float("bag_lr", 3e-3, 1e-2, log=True) if zero
+               else trial.suggest_float("lr", 1e-4, 4e-4, log=True)),
         # a student cut from a wide teacher trains about 4x slower than a MiniLM-size one (10-17 min
         # for 2 epochs of MPNet students on 2,000 Reuters rows): one epoch ranks it, the winners
         # stage gives it the full budget
         "epochs": 1 if wide_cut else trial.suggest_int("epochs", 1, 2),
     })
-    if trial.suggest_categorical("use_hidden", [False, True]):
+    if not zero and trial.suggest_categorical("use_hidden", [False, True]):  # no layer states without layers
         values["hidden_weight"] = trial.suggest_float("hidden_weight", 0.1, 1.0)
     return values

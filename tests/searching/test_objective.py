@@ -96,3 +96,32 @@ def test_a_learned_trial_finds_its_own_shape_and_reloads(trained_tiny_dir, texts
         Candidate(method="learned", target_speedup=4, heads=0.5)
     with pytest.raises(SlimtuneError, match="knob target_speedup"):
         Candidate(method="learned")
+
+
+def test_a_zero_layer_trial_distils_the_teachers_embeddings_and_reloads(trained_tiny_dir, texts_csv, tmp_path):
+    """layers=0 in a trial: the teacher's embeddings (vocabulary cut to the training rows' pieces),
+    a mean and a head, distilled from logits at the zero-layer rate; timed, sized and saved."""
+    import dataclasses
+
+    from slimtune.data import DataSpec
+    from slimtune.models import load_classifier
+    from slimtune.models.bag import BAG_LR, BagForSequenceClassification
+    from slimtune.models.load import read_model_info
+    from slimtune.searching.driver import SearchSpec, build_shared
+    from slimtune.searching.objective import run_candidate
+    from slimtune.searching.space import Candidate
+
+    spec = SearchSpec(teacher=str(trained_tiny_dir), data=DataSpec(str(texts_csv)), space="unused.py",
+                      out=str(tmp_path / "s"), max_train_samples=None, max_length=32, seq=32)
+    shared, _ = build_shared(spec, measure_teacher=False)
+    shared = dataclasses.replace(shared, vocab="data")
+    metrics = run_candidate(Candidate(layers=0, epochs=2), shared, tmp_path / "trial")
+    assert metrics["lr"] == BAG_LR and metrics["base_layers"] == 2 and metrics["encoder_flops"] == 0
+    assert metrics["accuracy"] >= 0.9 and metrics["test_accuracy"] >= 0.9  # word lists: a bag of words suffices
+    assert metrics["latency_ms"] > 0 and metrics["size_mb"] > 0
+    folder = tmp_path / "trial" / "model"
+    info = read_model_info(folder)
+    assert info["pruned"]["bag"] and info["pruned"]["kept_layers"] == [] and info["vocab"]["vocab"] == "data"
+    model = load_classifier(str(folder), shared.label_names)
+    assert isinstance(model, BagForSequenceClassification) and model.config.vocab_size == metrics["vocab_size"]
+    assert metrics["num_parameters"] == sum(p.numel() for p in model.parameters())

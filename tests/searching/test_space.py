@@ -38,7 +38,7 @@ def test_space_samples_within_the_teacher_and_replays(path, layers):
         trial = study.ask()
         candidate = space.sample(trial, teacher)
         assert isinstance(candidate, Candidate)
-        assert candidate.layers is None or 1 <= candidate.layers <= layers
+        assert candidate.layers is None or 0 <= candidate.layers <= layers  # 0: the zero-layer student
         seen.add(candidate.layers)
         assert space.sample(optuna.trial.FixedTrial(trial.params), teacher) == candidate
     if layers == 12 and path.name in ("full.py", "prune_ratios.py"):
@@ -160,3 +160,36 @@ def test_full_space_offers_the_reference_then_minilm_as_a_second_base(tiny_model
     assert all(n // 2 <= layers <= n and heads <= 0.5 and ffn <= 0.5 and hidden == 0.0
                for layers, heads, ffn, hidden in with_reference[reference.path])
     assert any(hidden > 0 for *_, hidden in with_reference["teacher"])  # a wide teacher's width is cut
+
+
+def test_a_zero_layer_student_refuses_the_knobs_that_need_layers():
+    assert Candidate(layers=0, lr=5e-3, alpha=0.7, vocab="data").layers == 0
+    for knobs in ({"heads": 0.5}, {"ffn": 0.25}, {"hidden": 0.5}, {"hidden_weight": 0.5}, {"attention_weight": 1.0},
+                  {"heads": (0.5,)}, {"method": "learned", "target_speedup": 4.0}):
+        name = next(iter(knobs))
+        with pytest.raises(SlimtuneError, match=rf"^space: knob {name}=.* needs layers, but layers=0") as caught:
+            candidate_from({"layers": 0, **knobs})
+        assert "\n" not in str(caught.value)
+    with pytest.raises(SlimtuneError, match="knob layers=-1"):
+        Candidate(layers=-1)
+
+
+def test_the_search_enqueues_one_zero_layer_student_where_the_space_allows_it(tmp_path):
+    from slimtune.searching.driver import SearchSpec, make_searcher, zero_layer_point
+
+    full = load_space(str(SPACES[0].parent / "full.py"))
+    narrow = _teacher(6, latency_ms=30.0, accuracy=0.9)
+    wide = TeacherInfo(family="mpnet", num_layers=12, num_heads=12, ffn=3072, hidden_size=768, vocab_size=30527,
+                       latency_ms=160.0, accuracy=0.95)
+    assert zero_layer_point(full, narrow) == {"layers": 0}
+    assert zero_layer_point(full, wide) == {"base": "teacher", "layers": 0}  # full.py also offers MiniLM as a base
+    for name in ("student_arch.py", "per_layer.py", "prune_ratios.py", "learned.py"):  # layers from 1
+        assert zero_layer_point(load_space(str(SPACES[0].parent / name)), narrow) is None
+    # what Tune asks first, through the searcher the search builds (the quickstart's 8 trials start with it)
+    spec = SearchSpec(teacher="unused", data="unused.csv", space=str(SPACES[0].parent / "full.py"),
+                      out=str(tmp_path), trials=8)
+    searcher = make_searcher(spec, full, wide)
+    searcher.set_search_properties(None, None, {})
+    first = candidate_from({k: v for k, v in searcher.suggest("t1").items() if k in Candidate.__dataclass_fields__})
+    assert first.layers == 0 and first.base == "teacher" and 3e-3 <= first.lr <= 1e-2
+    assert first.heads == first.ffn == first.hidden == first.hidden_weight == 0.0

@@ -238,7 +238,9 @@ def _pick_graph(plain: Path, tmp: Path, model, feeds, config, spec: ExportSpec):
     try:
         # uniform models tell the fuser their head count; pruned ones (per-layer heads) let it detect
         uniform = model_shape(model) is None
-        heads, hidden = (config.num_attention_heads, config.hidden_size) if uniform else (0, 0)
+        # a zero-layer student has no heads: the fuser then detects nothing rather than asserting
+        heads, hidden = ((config.num_attention_heads, config.hidden_size) if uniform and config.num_attention_heads
+                         else (0, 0))
         fusions = optimize_graph(plain, tmp / "optimized.onnx", heads, hidden)
     except Exception as exc:  # the fuser is best effort; the plain graph is always valid
         log.info(f"graph optimisation skipped ({type(exc).__name__}: {str(exc)[:120]})")

@@ -16,7 +16,9 @@ overrides a hook where the family needs more:
   sliced as well; the pooler's width is its own config field;
 - ModernBERT: fused Wqkv, gated MLP, alternating global and sliding-window attention (each kept
   layer keeps its kind: `config.layer_types` follows the layers kept) and no attention norm in
-  layer 0 (a kept layer keeps the norm it has; the saved shape records it).
+  layer 0 (a kept layer keeps the norm it has; the saved shape records it);
+- the zero-layer student (`models.bag`): no layers at all, so shape, FLOPs and latency code see
+  an empty layer list.
 
 Models needing `trust_remote_code` are refused by design (see models.load): their code could
 lay out anything.
@@ -71,6 +73,8 @@ class Family:
     all_head_attr: str | None = "all_head_size"
     up, down, gated = "intermediate.dense", "output.dense", False
     ffn_config = "intermediate_size"
+    embedding_norm = "embeddings.LayerNorm"
+    """The LayerNorm over the token embeddings, from the base model (a zero-layer student copies it)."""
 
     # -- where things are
     def base(self, model):
@@ -86,6 +90,10 @@ class Family:
 
     def ffn_size(self, config) -> int:
         return getattr(config, self.ffn_config)
+
+    def embedding_norm_of(self, model) -> nn.Module | None:
+        base = self.base(model)
+        return _get(base, self.embedding_norm) if _has(base, self.embedding_norm) else None
 
     # -- heads
     def head_size(self, layer) -> int:
@@ -224,6 +232,7 @@ class ModernBert(Family):
     attention = "attn"
     heads_attr, head_size_attr, all_head_attr = None, "head_dim", None
     up, down, gated = "mlp.Wi", "mlp.Wo", True
+    embedding_norm = "embeddings.norm"
 
     def layer_extra(self, model, index: int, layer) -> dict:
         # layer 0 is built without an attention norm; once the original layer 0 is dropped, the
@@ -244,7 +253,24 @@ class ModernBert(Family):
                 layer.attn_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
 
 
-FAMILIES: tuple[Family, ...] = (Bert(), DistilBert(), MPNet(), DebertaV2(), ModernBert())
+class Bag(Family):
+    """The zero-layer student (models.bag): embeddings, a masked mean and a head, no encoder layers.
+    Whatever walks the layers finds none; cutting or adding layers has nothing to act on."""
+
+    model_types = ("slimtune-bag",)
+    embedding_norm = "norm"
+
+    def base(self, model):
+        return model  # no base model inside: the embeddings sit on the classifier itself
+
+    def layer_list(self, model) -> nn.ModuleList:
+        return nn.ModuleList()
+
+    def set_layer_list(self, model, layers: list[nn.Module]) -> None:
+        raise SlimtuneError("layers: a zero-layer student has no layers to keep or drop; cut the teacher instead")
+
+
+FAMILIES: tuple[Family, ...] = (Bert(), DistilBert(), MPNet(), DebertaV2(), ModernBert(), Bag())
 
 
 def supported() -> list[str]:

@@ -45,6 +45,8 @@ def resolve_model(name: str, flag: str = "--model") -> str:
 def _quiet_transformers():
     import transformers
 
+    import slimtune.models.bag  # noqa: F401  registers the zero-layer student with the Auto classes
+
     # "Some weights were newly initialised" is expected for a new classifier head; we say it once
     # ourselves instead of printing transformers' multi-line warning.
     transformers.logging.set_verbosity_error()

@@ -149,6 +149,8 @@ def model_shape(model) -> dict | None:
     family's adapter adds), or None when the config describes the model exactly."""
     family = family_of(model)
     config = model.config
+    if not family.layer_list(model):
+        return None  # no layers (the zero-layer student): the config holds every size
     layers, plain = [], True
     for i, layer in enumerate(family.layer_list(model)):
         extra = family.layer_extra(model, i, layer)

@@ -204,11 +204,14 @@ def apply_pruning(model, *, heads=0.0, ffn=0.0, hidden: float = 0.0, layers: int
 def run_prune(spec: PruneSpec, data=None) -> dict:
     """Prune `spec.model`; write out/model/ and out/metrics.json (teacher figures beside).
     `data`: already loaded TextData, else loaded from `spec.data`."""
-    from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
+    from slimtune.models import load_classifier, load_config, load_tokenizer, resolve_model, save_model
     from slimtune.models.load import provenance, read_model_info
 
     out = Path(spec.out)
     resolved = resolve_model(spec.model)
+    if load_config(resolved).num_hidden_layers == 0:  # the zero-layer student has no heads, neurons or layers
+        raise SlimtuneError(f"--model: {spec.model} has no layers to prune (a zero-layer student); prune the "
+                            "model it was made from")
     ensure_writable(out)
     data = data if data is not None else load_data(spec.data)
     if spec.method == "learned":

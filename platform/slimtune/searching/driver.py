@@ -184,6 +184,42 @@ def _samples_learned(space: SearchSpace, teacher: TeacherInfo, tries: int = 32) 
     return False
 
 
+# Optuna parameters that ask a space for the zero-layer student: `layers` alone, or with the teacher
+# as the base where the space also offers another base (search_spaces/full.py).
+ZERO_LAYER_POINTS = ({"layers": 0}, {"base": "teacher", "layers": 0})
+
+
+def zero_layer_point(space: SearchSpace, teacher: TeacherInfo, probes: int = 16) -> dict | None:
+    """The point to enqueue so the search always tries one zero-layer student, or None when the
+    space's `layers` range stops above 0. A point counts only if, fixed in trials whose other
+    parameters are drawn at random, every draw is inside the space's own ranges and gives layers=0."""
+    for point in ZERO_LAYER_POINTS:
+        if all(_gives_zero_layers(space, teacher, point, seed) for seed in range(probes)):
+            return point
+    return None
+
+
+def _gives_zero_layers(space: SearchSpace, teacher: TeacherInfo, point: dict, seed: int) -> bool:
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study.enqueue_trial(point)
+    trial = study.ask()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna warns of a fixed value outside a range: that is the answer here
+        try:
+            candidate = space.sample(trial, teacher)
+        except SlimtuneError:
+            return False
+    dists = trial.distributions
+    inside = all(name in dists and dists[name]._contains(dists[name].to_internal_repr(value))
+                 for name, value in point.items())
+    return inside and candidate.layers == 0
+
+
 def _finetune_test_accuracy(teacher_dir: str, fingerprint: str, max_length: int) -> float | None:
     """The teacher's test accuracy from its `slimtune finetune` metrics, when they are of this data."""
     path = Path(teacher_dir).parent / "metrics.json"
@@ -364,11 +400,25 @@ def _check_same_space(out: Path, fingerprint: str, space: SearchSpace, resume: b
     (out / "space.json").write_text(json.dumps({"name": space.name, "fingerprint": fingerprint}) + "\n")
 
 
+def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo):
+    """Optuna's sampler behind Tune's searcher, over the objectives, with the zero-layer student
+    enqueued first where the space allows one: the front then reaches down to where linear models
+    live, and every slower student has to beat it to earn its latency."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
+    zero = zero_layer_point(space, info)
+    if zero:
+        log.info("trial 1 is the zero-layer student (the teacher's embeddings, a mean, a head)")
+    return OptunaSearch(space=SpaceAdapter(space, info), metric=list(spec.objectives),
+                        mode=[OBJECTIVES[o] for o in spec.objectives], sampler=_sampler(spec.sampler, seed, spec.trials),
+                        seed=seed, points_to_evaluate=[zero] if zero else None)
+
+
 def run_search(spec: SearchSpec, data=None) -> SearchResult:
     """Run (or resume) the search; `data` is an already loaded TextData (the pipeline's)."""
     import ray
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from slimtune.ray_session import ensure_ray
     from slimtune.searching.report import write_outputs
@@ -416,13 +466,9 @@ def run_search(spec: SearchSpec, data=None) -> SearchResult:
         log.info(f"resuming the search in {experiment}")
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
     else:
-        modes = [OBJECTIVES[o] for o in spec.objectives]
-        seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
-        searcher = OptunaSearch(space=SpaceAdapter(space, info), metric=list(spec.objectives),
-                                mode=modes, sampler=_sampler(spec.sampler, seed, spec.trials), seed=seed)
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.trials,
+            tune_config=tune.TuneConfig(search_alg=make_searcher(spec, space, info), num_samples=spec.trials,
                                         max_concurrent_trials=spec.concurrency),
             run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=spec.retries),

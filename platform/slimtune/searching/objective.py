@@ -4,6 +4,9 @@ Everything a trial reads that does not depend on the candidate (tokenized data, 
 cached logits, the teacher's weights) is computed once per search and handed in as `Shared`.
 Latency is measured the same way for every trial and for the teacher: ONNX Runtime fp32 on the
 CPU, fixed threads, batch 1, the job's sequence length, after warm-up.
+
+A candidate with layers=0 is the zero-layer student (models.bag): the base's embeddings, a masked
+mean and a new head, distilled from the teacher's logits alone.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     from slimtune.distillation.cache import teacher_hidden
     from slimtune.distillation.losses import DistillLoss, DistillModule, LossSpec
     from slimtune.distillation.run import uniform_layer_map
+    from slimtune.models.bag import bag_from
     from slimtune.models.vocab import prune_to_data
     from slimtune.models.load import save_model
     from slimtune.models.surgery import encoder_flops, encoder_layers, model_layer_shape
@@ -104,8 +108,11 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         calibration = _calibration(encoded["train"], tokenizer.pad_token_id, shared.batch_size, 4, shared.seed)
     n_base = len(encoder_layers(student))
     base_shape = model_layer_shape(student)
-    kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, hidden=candidate.hidden,
-                         layers=candidate.layers, importance=candidate.importance, calibration=calibration)
+    if candidate.layers == 0:  # the base's embeddings under a new head (the candidate refused every layer knob)
+        student, kept = bag_from(student, seed=shared.seed), {"kept_layers": [], "heads": [], "ffn": [], "bag": True}
+    else:
+        kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, hidden=candidate.hidden,
+                             layers=candidate.layers, importance=candidate.importance, calibration=calibration)
     if candidate.method == "learned":
         kept = _learn_shape(candidate, shared, teacher, base_shape, student, encoded, kept, tokenizer.pad_token_id,
                             train_fn)
@@ -116,7 +123,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         # training texts keep their pieces (new ids); validation and test texts may split differently
         encoded = _encode(shared, tokenizer)
     pad = tokenizer.pad_token_id
-    # a student cut from the teacher learns from the layers it kept; another base from evenly spaced ones
+    # a student cut from the teacher learns from the layers it kept; another base from evenly spaced
+    # ones; the zero-layer student keeps none, so it learns from the logits alone
     mapping = (kept["kept_layers"] if candidate.base == "teacher"
                else uniform_layer_map(len(kept["kept_layers"]), len(encoder_layers(teacher))))
     aligned = encoded is shared.encoded or encoded["train"].lines_up_with(shared.encoded["train"])

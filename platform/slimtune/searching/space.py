@@ -65,7 +65,8 @@ class Candidate:
     """One student, as a trial samples it: taken from the teacher, then distilled."""
 
     layers: int | None = None
-    """Layers of the base kept, evenly spaced, the last always kept; None keeps all."""
+    """Layers of the base kept, evenly spaced, the last always kept; None keeps all; 0: the
+    zero-layer student (models.bag: the base's embeddings, a masked mean, a small head)."""
     heads: Ratio = 0.0
     """Fraction of attention heads removed: one ratio for every layer, or one per kept layer."""
     ffn: Ratio = 0.0
@@ -106,7 +107,7 @@ class Candidate:
             if isinstance(getattr(self, knob), list):
                 object.__setattr__(self, knob, tuple(getattr(self, knob)))
         checks = {
-            "layers": self.layers is None or self.layers >= 1,
+            "layers": self.layers is None or self.layers >= 0,
             "heads": all(0 <= r < 1 for r in _ratios(self.heads)),
             "ffn": all(0 <= r < 1 for r in _ratios(self.ffn)),
             "hidden": 0 <= self.hidden < 1,
@@ -127,6 +128,8 @@ class Candidate:
         for knob, ok in checks.items():
             if not ok:
                 raise SlimtuneError(f"space: knob {knob}={getattr(self, knob)!r} is out of range (see Candidate.{knob})")
+        if self.layers == 0:
+            self._check_zero_layers()
         if self.method == "learned" and (any(_ratios(self.heads)) or any(_ratios(self.ffn))):
             raise SlimtuneError("space: knobs heads and ffn go with method oneshot; with method learned the "
                                 "gates decide them (layers and hidden still cut first)")
@@ -136,6 +139,19 @@ class Candidate:
                 raise SlimtuneError(f"space: knob {knob} lists {len(value)} ratios for {self.layers} kept layers; "
                                     "give one ratio, or one per kept layer")
 
+    def _check_zero_layers(self) -> None:
+        """A zero-layer student has no heads, FFN, layer states or attention maps: a knob that
+        acts on them is refused rather than ignored."""
+        needs_layers = {
+            "heads": self.heads != 0.0, "ffn": self.ffn != 0.0, "hidden": self.hidden != 0.0,
+            "method": self.method != "oneshot", "target_speedup": self.target_speedup is not None,
+            "hidden_weight": self.hidden_weight != 0.0, "attention_weight": self.attention_weight != 0.0,
+        }
+        for knob, set_ in needs_layers.items():
+            if set_:
+                raise SlimtuneError(f"space: knob {knob}={getattr(self, knob)!r} needs layers, but layers=0 (the "
+                                    f"zero-layer student: embeddings, pooling, head); leave {knob} out when layers is 0")
+
     def check_against(self, teacher: TeacherInfo) -> None:
         """Fail now, with the knob's name, on what only the teacher's (or the base's) shape can rule out."""
         total, what = teacher.num_layers, "the teacher"
@@ -144,7 +160,7 @@ class Candidate:
         if self.layers is not None and self.layers > total:
             raise SlimtuneError(f"space: knob layers={self.layers} but {what} has {total} layers; "
                                 "take the range from teacher.num_layers (or the base's own count)")
-        kept = self.layers or total
+        kept = total if self.layers is None else self.layers
         for knob in ("heads", "ffn"):
             value = getattr(self, knob)
             if isinstance(value, tuple) and len(value) != kept:

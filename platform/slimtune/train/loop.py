@@ -175,6 +175,11 @@ def with_lr(spec: TrainSpec, model) -> TrainSpec:
     width. Every training entry point calls it, and the result records the rate it used."""
     if spec.lr is not None:
         return spec
+    if getattr(getattr(model, "config", None), "model_type", None) == "slimtune-bag":
+        from slimtune.models.bag import BAG_LR  # embeddings and a head: far larger steps than an encoder
+
+        log.info(f"learning rate {BAG_LR:g} (chosen for a zero-layer student; set --lr to change)")
+        return replace(spec, lr=BAG_LR)
     hidden = getattr(getattr(model, "config", None), "hidden_size", 768)
     log.info(f"learning rate {auto_lr(hidden):g} (chosen for hidden size {hidden}; set --lr to change)")
     return replace(spec, lr=auto_lr(hidden))
