@@ -9,6 +9,7 @@ predict the same labels (a test checks it on a real test split).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -62,21 +63,32 @@ def _features(vectorizers, texts: list[str]):
 
 def fit_linear(texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray,
                num_labels: int, spec: LinearSpec = LinearSpec(), seed: int = 42):
-    """Fit both vectorizers and one logistic regression per C of the grid; keep the best on
-    validation. Returns (vectorizers, model, chosen C, validation accuracy per C)."""
+    """Fit both vectorizers and one logistic regression per C of the grid, from the strongest
+    regularisation up, each fit starting from the last one's weights (on 10,000 20news texts a
+    cold fit took 100 s); keep the best on validation. Returns (vectorizers, model, chosen C,
+    validation accuracy per C)."""
+    import copy
+
     from scipy.sparse import hstack
     from sklearn.linear_model import LogisticRegression
 
     vectorizers = _vectorizers(spec)
-    train = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+    try:
+        train = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+    except ValueError:  # min_df left no term (a handful of texts): keep every term
+        vectorizers = _vectorizers(dataclasses.replace(spec, min_df=1))
+        train = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
     val = _features(vectorizers, val_texts)
     scores, best = {}, None
-    for c in spec.c_grid:
-        model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(train, labels)
-        _round_to_float32(model)
-        scores[c] = float((model.predict(val) == val_labels).mean())
+    # tol 1e-3: validation accuracy stops moving well before the default 1e-4 is reached
+    model = LogisticRegression(max_iter=1000, tol=1e-3, warm_start=True, random_state=seed)
+    for c in sorted(spec.c_grid):
+        model.set_params(C=c).fit(train, labels)
+        scored = copy.deepcopy(model)
+        _round_to_float32(scored)
+        scores[c] = float((scored.predict(val) == val_labels).mean())
         if best is None or scores[c] > scores[best[0]]:
-            best = (c, model)
+            best = (c, scored)
     return vectorizers, best[1], best[0], scores
 
 
