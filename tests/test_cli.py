@@ -132,3 +132,21 @@ def test_unwritable_out_and_unreachable_hub_fail_in_one_line(tmp_path, texts_csv
                           capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2 and "hub, which is not reachable" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and time.perf_counter() - started < 15
+
+
+def test_bad_prune_and_distill_arguments_fail_before_any_work(tiny_model_dir, texts_csv, tmp_path):
+    """Checked from flags and configs alone, before data or weights are read (one line, seconds)."""
+    m = str(tiny_model_dir)
+    cases = [
+        (["prune", "--model", m, "--data", texts_csv, "--out", tmp_path / "p1", "--layers=-1,1"], "non-negative"),
+        (["prune", "--model", m, "--data", texts_csv, "--out", tmp_path / "p2", "--layers", "0,0"], "distinct"),
+        (["prune", "--model", m, "--data", texts_csv, "--out", tmp_path / "p3", "--layers", "9"], "has 2 layers"),
+        (["prune", "--model", m, "--data", texts_csv, "--out", tmp_path / "p4", "--layers", "0,5"], "has 2 layers"),
+        (["distill", "--teacher", m, "--student", "notamodel", "--data", texts_csv, "--out", tmp_path / "d"],
+         "--student"),
+    ]
+    for args, words in cases:
+        proc, seconds = slimtune(*args, timeout=60)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], (args, proc.stderr)
+        assert seconds < 10, (args, seconds)

@@ -19,3 +19,18 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return True
     except OSError:
         return False
+
+
+def offline_and_not_cached(repo_id: str) -> bool:
+    """True when HF_HUB_OFFLINE is set and the hub cache holds no config of `repo_id`: the name
+    cannot load, and saying so needs no transformers import (seconds)."""
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False"):
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return not isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not even a valid repo id
+        return True

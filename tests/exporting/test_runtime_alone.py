@@ -58,3 +58,14 @@ def test_eval_without_torch_or_pandas(bundle, tmp_path):
     scores = json.loads(proc.stdout.strip().splitlines()[-1])
     assert scores["n"] == 60 and scores["accuracy"] >= 0.9 and scores["model"] == "model.int8.onnx"
     assert proc.stderr.strip().endswith("LOADED")
+
+
+def test_bench_beyond_the_positions_is_one_line(bundle):
+    """A length the model's position table cannot take is named, not an onnxruntime traceback."""
+    proc = _run("bench", "--bundle", bundle, "--seq", "100000", "--iters", "2")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "--seq: this model takes at most" in lines[-2], proc.stderr
+    ok = _run("bench", "--bundle", bundle, "--seq", "16", "--iters", "3")
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["latency_ms_p50"] > 0 and report["latency_ms_text_p50"] > 0

@@ -225,7 +225,15 @@ def _cmd_bench(args) -> dict:
             report = {"kind": "linear", **bench_texts(bundle, SAMPLE_TEXTS, args.iters),
                       "size_mb": bundle.manifest["size_mb"], "texts": len(SAMPLE_TEXTS)}
         else:
-            report = bench_onnx(bundle.model_file, args.seq, args.threads, args.iters, batch=args.batch)
+            limit = bundle.manifest.get("max_positions")
+            if limit and args.seq > limit:
+                raise SlimtuneError(f"--seq: this model takes at most {limit} tokens, got {args.seq}")
+            try:
+                report = bench_onnx(bundle.model_file, args.seq, args.threads, args.iters, batch=args.batch)
+            except Exception as exc:  # onnxruntime refusing the shape (a bundle older than max_positions)
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                raise SlimtuneError(f"--seq/--batch: onnxruntime refused {args.batch} x {args.seq} tokens ({first}); "
+                                    f"try a shorter --seq") from None
             report.update(bench_texts(bundle, SAMPLE_TEXTS, args.iters))  # the tokenizer included
     else:
         from slimtune.exporting.benchmark import bench_torch
@@ -386,8 +394,11 @@ def _cmd_run(args) -> dict:
     w = summary["winner"]
     return {"print": {"report": str(Path(summary["job"]["out"]) / "report.html"),
                       "summary": str(Path(summary["job"]["out"]) / "summary.json"),
-                      "winner_bundle": w["bundle"], "speedup_vs_teacher_fp32": round(w["speedup_vs_teacher_fp32"], 3),
+                      "winner_bundle": w["bundle"], "test_accuracy": round(w["test_accuracy"], 4),
+                      "latency_ms_text": round(w["latency_ms_text"], 3),
+                      "speedup_vs_teacher_fp32": round(w["speedup_vs_teacher_fp32"], 3),
                       "accuracy_vs_teacher_fp32": round(w["accuracy_vs_teacher_fp32"], 4),
+                      "holds_against_alternatives": w["holds_against_alternatives"], "dominated_by": w["dominated_by"],
                       "seconds": round(summary["total_seconds"], 1)}}
 
 

@@ -114,23 +114,25 @@ def _layer_map(spec: DistillSpec, student_dir: str | None, n_student: int, n_tea
 def run_distill(spec: DistillSpec, data=None) -> dict:
     """Distil into the student; write out/model/ and out/metrics.json; return the metrics.
     `data`: already loaded TextData, else loaded from `spec.data`."""
-    import torch
-
-    from slimtune.data.tokenize import encode_data
-    from slimtune.distillation.cache import teacher_hidden, teacher_logits
-    from slimtune.distillation.losses import DistillLoss, DistillModule
-    from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
-    from slimtune.models.load import provenance
-    from slimtune.models.surgery import encoder_layers
-    from slimtune.train.finetune import FinetuneSpec, train_model
-    from slimtune.train.report import model_metrics
+    from slimtune.models import load_config, resolve_model
 
     out = ensure_writable(spec.out)
     teacher_dir = resolve_model(spec.teacher, "--teacher")
     if spec.student.startswith("random:"):
         parse_random_student(spec.student)  # bad shapes fail before any work
-    else:
-        resolve_model(spec.student, "--student")
+    else:  # the config (a hub id's too) before torch, data, teacher evaluation and its logits: seconds, not minutes
+        load_config(resolve_model(spec.student, "--student"), "--student")
+    import torch
+
+    from slimtune.data.tokenize import encode_data
+    from slimtune.distillation.cache import teacher_hidden, teacher_logits
+    from slimtune.distillation.losses import DistillLoss, DistillModule
+    from slimtune.models import load_classifier, load_tokenizer, save_model
+    from slimtune.models.load import provenance
+    from slimtune.models.surgery import encoder_layers
+    from slimtune.train.finetune import FinetuneSpec, train_model
+    from slimtune.train.report import model_metrics
+
     data = data if data is not None else load_data(spec.data)
     attn = "eager" if spec.loss.attention_weight > 0 else None  # sdpa returns no attention maps
     teacher_tok = load_tokenizer(teacher_dir, "--teacher")

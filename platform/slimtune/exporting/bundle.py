@@ -133,6 +133,7 @@ def run_export(spec: ExportSpec, data=None) -> dict:
     from slimtune.exporting.quantize import quantize_dynamic_int8, quantize_static_int8
     from slimtune.exporting.runtime import SAMPLE_TEXTS, Bundle, write_checksums
     from slimtune.models import load_classifier, load_config, load_tokenizer, read_model_info, resolve_model
+    from slimtune.models.families import family_of
 
     out = Path(spec.out)
     if out.exists() and any(out.iterdir()):
@@ -201,6 +202,7 @@ def run_export(spec: ExportSpec, data=None) -> dict:
             "fusions": fusions,
             "int8_mode": None if not spec.int8 else ("static" if spec.static_int8 else "dynamic"),
             "vocab_size": int(config.vocab_size),
+            "max_positions": family_of(config).usable_positions(config),  # the longest input the graph takes
             **mobile,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest))

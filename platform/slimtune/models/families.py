@@ -76,6 +76,17 @@ class Family:
     embedding_norm = "embeddings.LayerNorm"
     """The LayerNorm over the token embeddings, from the base model (a zero-layer student copies it)."""
 
+    # -- limits
+    padded_positions: tuple[str, ...] = ()
+    """Model types whose position ids start after the pad id (RoBERTa's scheme): their table holds
+    pad_token_id + 1 positions no token can use."""
+
+    def usable_positions(self, config) -> int:
+        """The most tokens a text may have, special tokens included."""
+        if config.model_type in self.padded_positions:
+            return config.max_position_embeddings - (config.pad_token_id or 0) - 1
+        return config.max_position_embeddings
+
     # -- where things are
     def base(self, model):
         return getattr(model, model.base_model_prefix)
@@ -164,6 +175,7 @@ def _has(root, path: str) -> bool:
 
 class Bert(Family):
     model_types = ("bert", "roberta", "xlm-roberta", "electra", "camembert")
+    padded_positions = ("roberta", "xlm-roberta", "camembert")
 
 
 class DistilBert(Family):
@@ -187,6 +199,7 @@ def _select_bias_heads(module, args, kwargs):
 
 class MPNet(Family):
     model_types = ("mpnet",)
+    padded_positions = ("mpnet",)
     q, k, v, o = "attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o"
     attention = "attention.attn"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from slimtune import log
 from slimtune.errors import SlimtuneError
-from slimtune.hub import hub_reachable
+from slimtune.hub import hub_reachable, offline_and_not_cached
 from slimtune.models.builtin import builtin_model_path
 
 SLIMTUNE_FILE = "slimtune.json"  # what transformers' config cannot hold: provenance, data split
@@ -56,12 +56,13 @@ def _quiet_transformers():
 def load_config(resolved: str, flag: str = "--model"):
     from transformers import AutoConfig
 
-    _quiet_transformers()
-    if not Path(resolved).is_dir() and not hub_reachable():
+    if not Path(resolved).is_dir() and (not hub_reachable() or offline_and_not_cached(resolved)):
+        # said before transformers' seconds of imports
         raise SlimtuneError(
             f"{flag}: '{resolved}' is not a built-in name (builtin:minilm-l6, builtin:mpnet-base) "
-            "nor a local model folder, and the Hugging Face hub is not reachable from here"
+            "nor a local model folder, and the Hugging Face hub is not reachable from here (nor is it in its cache)"
         )
+    _quiet_transformers()
     from slimtune.models.families import family_of
 
     try:

@@ -3,6 +3,8 @@
 Names are imported on first use (see slimtune.data)."""
 
 __all__ = ["PruneSpec", "apply_pruning", "run_prune"]
+IMPORTANCE = ("magnitude", "taylor")
+"""How units can be ranked (`importance`): here so that checking a flag imports no torch."""
 
 
 def __getattr__(name):

@@ -16,7 +16,7 @@ from slimtune import __version__, log
 from slimtune.data import DataSpec, load_data, as_data_spec
 from slimtune.errors import SlimtuneError
 from slimtune.storage import ensure_writable
-from slimtune.pruning.importance import IMPORTANCE
+from slimtune.pruning import IMPORTANCE
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,11 @@ class PruneSpec:
             raise SlimtuneError(f"--scope: use layer or global, not {self.scope}")
         if self.layers is not None and self.layers < 1:
             raise SlimtuneError(f"--layers: layers kept, at least 1, got {self.layers}")
+        indices = self.keep_layer_indices
+        if indices is not None and (not indices or min(indices) < 0 or len(set(indices)) < len(indices)):
+            # sorted as given, -1 would put the last layer first
+            raise SlimtuneError(f"--layers: layer indices are 0-based, non-negative and distinct, like 0,2,5; got "
+                                f"{','.join(map(str, indices))}")
         if self.vocab not in ("full", "data"):
             raise SlimtuneError(f"--vocab: full (keep every piece) or data (the pieces the training rows use), not {self.vocab}")
         if self.method not in ("oneshot", "learned"):
@@ -201,6 +206,20 @@ def apply_pruning(model, *, heads=0.0, ffn=0.0, hidden: float = 0.0, layers: int
     return record
 
 
+def _layer_count(resolved: str) -> int:
+    """Encoder layers, from a local folder's config.json as plain JSON (no transformers import: a
+    bad --layers fails in the seconds of reading flags), else from the loaded config."""
+    path = Path(resolved) / "config.json"
+    if path.is_file():
+        config = json.loads(path.read_text())
+        for key in ("num_hidden_layers", "n_layers"):  # DistilBERT calls it n_layers
+            if isinstance(config.get(key), int):
+                return config[key]
+    from slimtune.models import load_config
+
+    return load_config(resolved).num_hidden_layers
+
+
 def run_prune(spec: PruneSpec, data=None) -> dict:
     """Prune `spec.model`; write out/model/ and out/metrics.json (teacher figures beside).
     `data`: already loaded TextData, else loaded from `spec.data`."""
@@ -209,9 +228,16 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
 
     out = Path(spec.out)
     resolved = resolve_model(spec.model)
-    if load_config(resolved).num_hidden_layers == 0:  # the zero-layer student has no heads, neurons or layers
+    total = _layer_count(resolved)
+    if total == 0:  # the zero-layer student has no heads, neurons or layers
         raise SlimtuneError(f"--model: {spec.model} has no layers to prune (a zero-layer student); prune the "
                             "model it was made from")
+    # the config says how many layers there are: refuse an impossible cut before data and weights load
+    if spec.layers is not None and spec.layers > total:
+        raise SlimtuneError(f"--layers: the model has {total} layers; keep at most {total}")
+    if spec.keep_layer_indices and max(spec.keep_layer_indices) >= total:
+        raise SlimtuneError(f"--layers: the model has {total} layers (0..{total - 1}), got "
+                            f"{','.join(map(str, spec.keep_layer_indices))}")
     ensure_writable(out)
     data = data if data is not None else load_data(spec.data)
     if spec.method == "learned":

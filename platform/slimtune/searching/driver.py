@@ -254,8 +254,9 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     encoded = encode_data(data, tokenizer, spec.max_length)
     logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id, data.fingerprint, spec.max_length)
-    # position embeddings bound the sequence (MPNet's table also holds a padding offset)
-    seq = min(spec.seq, teacher.config.max_position_embeddings - 2)
+    from slimtune.models.families import family_of
+
+    seq = min(spec.seq, family_of(teacher.config).usable_positions(teacher.config))  # position embeddings bound it
     shared = Shared(
         teacher_state={k: v.clone() for k, v in teacher.state_dict().items()}, teacher_config=teacher.config,
         teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,
