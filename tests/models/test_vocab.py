@@ -94,3 +94,29 @@ def test_unigram_and_bpe_shrink_and_predict_as_before(news_and_tweets, kind):
     covered = [t for t in tweets.test["text"] if set(tok(t)["input_ids"]) <= kept][:200]
     assert len(covered) >= 100
     _check_same(model, tok, new_model, new_tok, covered)
+
+
+def test_the_pad_id_keeps_ids_below_it_only_where_positions_count_from_it():
+    """ModernBERT's pad id sits at the end of its table (50283 of 50368) and its positions do not
+    count from it: the cut keeps what the data uses plus the specials, not every id below the pad."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from slimtune.models.vocab import prune_to_data
+    from tests.helpers import build_family_model
+
+    words = [f"w{i}" for i in range(200)]
+    vocab = {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, **{w: i + 3 for i, w in enumerate(words)}, "[MASK]": 203, "[PAD]": 204}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    raw.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+                                  unk_token="[UNK]", mask_token="[MASK]")
+    texts = ["w1 w2 w3", "w3 w4 w5"]
+    train = _encode(tok, texts)
+    specials = 5  # [UNK] [CLS] [SEP] [MASK] [PAD]
+    model = build_family_model("modernbert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    _, new_tok, record = prune_to_data(model, tok, train)
+    assert record["vocab_size"] == 5 + specials and new_tok(texts[1])["input_ids"] == [1, 5, 6, 7, 2]
+    # where positions count from the pad id (RoBERTa, XLM-R, MPNet) every id up to it stays
+    assert len(kept_ids(tok, used_ids([train]), positions_from_pad=True)) == 205

@@ -235,6 +235,7 @@ def _pick_graph(plain: Path, tmp: Path, model, feeds, config, spec: ExportSpec):
     from slimtune.exporting.benchmark import bench_onnx
     from slimtune.exporting.onnx_export import parity
     from slimtune.exporting.optimize import optimize_graph
+    from slimtune.models.families import family_of
     from slimtune.models.surgery import model_shape
 
     try:
@@ -243,7 +244,7 @@ def _pick_graph(plain: Path, tmp: Path, model, feeds, config, spec: ExportSpec):
         # a zero-layer student has no heads: the fuser then detects nothing rather than asserting
         heads, hidden = ((config.num_attention_heads, config.hidden_size) if uniform and config.num_attention_heads
                          else (0, 0))
-        fusions = optimize_graph(plain, tmp / "optimized.onnx", heads, hidden)
+        fusions = optimize_graph(plain, tmp / "optimized.onnx", heads, hidden, family_of(config).ort_model_type)
     except Exception as exc:  # the fuser is best effort; the plain graph is always valid
         log.info(f"graph optimisation skipped ({type(exc).__name__}: {str(exc)[:120]})")
         return plain, {}, "plain"

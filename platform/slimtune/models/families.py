@@ -76,14 +76,23 @@ class Family:
     embedding_norm = "embeddings.LayerNorm"
     """The LayerNorm over the token embeddings, from the base model (a zero-layer student copies it)."""
 
+    ort_model_type = "bert"
+    """ONNX Runtime's transformer optimiser to fuse the exported graph with (its `model_type`): its
+    "bert" fuser is the one for encoders, RoBERTa, MPNet and DeBERTa included (their own names are
+    not among its types); a family that needs another says so here."""
+
     # -- limits
     padded_positions: tuple[str, ...] = ()
     """Model types whose position ids start after the pad id (RoBERTa's scheme): their table holds
     pad_token_id + 1 positions no token can use."""
 
+    def positions_from_pad(self, config) -> bool:
+        """Position ids count from the pad id (so the ids up to it must keep their numbers)."""
+        return config.model_type in self.padded_positions
+
     def usable_positions(self, config) -> int:
         """The most tokens a text may have, special tokens included."""
-        if config.model_type in self.padded_positions:
+        if self.positions_from_pad(config):
             return config.max_position_embeddings - (config.pad_token_id or 0) - 1
         return config.max_position_embeddings
 

@@ -3,8 +3,10 @@
 The word-embedding table is most of a small encoder (MiniLM-L6: 30,522 x 384 of 22.7M weights;
 XLM-R: 250k pieces). A classifier for one domain sees a few thousand of them. This keeps the
 pieces the training texts tokenize to (plus any extra in-domain texts), every special and added
-token, and every id up to the pad id (RoBERTa, XLM-R and MPNet count positions from it), then
-renumbers tokenizer and embedding rows together, keeping the old order.
+token, and, for the families whose positions count from the pad id (RoBERTa, XLM-R, MPNet: the
+adapter says), every id up to it; then renumbers tokenizer and embedding rows together, keeping
+the old order. ModernBERT's pad id is near the end of its table: keeping the ids below it would
+keep nearly everything.
 
 A text whose pieces were all kept tokenizes to the same pieces as before, for each model kind:
 WordPiece and WordLevel look pieces up (a longest match that was kept is still the longest);
@@ -54,15 +56,17 @@ def _merged(model: dict, a: str, b: str) -> str:
     return a + (b[len(prefix):] if prefix and b.startswith(prefix) else b)
 
 
-def kept_ids(tokenizer, used: set[int]) -> list[int]:
-    """The ids to keep, ascending: `used` plus whatever the tokenizer and the model need."""
+def kept_ids(tokenizer, used: set[int], positions_from_pad: bool = True) -> list[int]:
+    """The ids to keep, ascending: `used` plus whatever the tokenizer and the model need;
+    `positions_from_pad`: the model counts positions from the pad id, so the ids below it stay."""
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     model = _model(spec)
     pieces = _pieces(model)
     keep = set(used) | {t["id"] for t in spec.get("added_tokens", [])}
     keep |= {i for i in tokenizer.all_special_ids if i is not None}
     pad = tokenizer.pad_token_id
-    keep |= set(range((pad or 0) + 1))  # ids below and at the pad id stay where they are
+    if positions_from_pad:
+        keep |= set(range((pad or 0) + 1))  # ids below and at the pad id stay where they are
     if model["type"] == "Unigram" and model.get("unk_id") is not None:
         keep.add(model["unk_id"])
     if model["type"] in ("WordPiece", "WordLevel") and model.get("unk_token") in model["vocab"]:
@@ -165,7 +169,10 @@ def prune_to_data(model, tokenizer, train_split, extra_texts: list[str] = (), ma
     if extra_texts:
         used |= {i for ids in tokenizer(list(extra_texts), truncation=True, max_length=max_length)["input_ids"] for i in ids}
     before = len(tokenizer)
-    model, new = prune_vocab(model, tokenizer, kept_ids(tokenizer, used))
+    from slimtune.models.families import family_of
+
+    from_pad = family_of(model.config).positions_from_pad(model.config)
+    model, new = prune_vocab(model, tokenizer, kept_ids(tokenizer, used, from_pad))
     return model, new, {"vocab_size": len(new), "vocab_size_before": before}
 
 
