@@ -27,6 +27,7 @@ from slimtune import log
 from slimtune.errors import SlimtuneError
 
 PRECISIONS = ("fp32", "int8")
+TERMS = ("fixed", "c0", "per_head", "per_neuron")
 
 
 @dataclass
@@ -45,13 +46,29 @@ class LatencyModel:
     points: list = field(default_factory=list)
     """The measured shapes: heads, ffn, per-layer ms and the fit's error at each, per precision."""
 
+    def _terms(self, precision: str) -> dict:
+        if precision not in self.terms:
+            raise SlimtuneError(f"latency model: no {precision} terms (it has {', '.join(self.terms) or 'none'}); "
+                                "profile again with `slimtune bench --profile`")
+        return self.terms[precision]
+
     def layer_ms(self, heads: int, ffn: int, precision: str = "fp32") -> float:
-        t = self.terms[precision]
+        t = self._terms(precision)
         return t["c0"] + t["per_head"] * heads + t["per_neuron"] * ffn
 
     def predict(self, shape: list[tuple[int, int]], precision: str = "fp32") -> float:
         """Latency (ms) of a model whose layers keep (heads, ffn) each, at the profile's settings."""
-        return self.terms[precision]["fixed"] + sum(self.layer_ms(h, f, precision) for h, f in shape)
+        return self._terms(precision)["fixed"] + sum(self.layer_ms(h, f, precision) for h, f in shape)
+
+    def check(self, where: str = "--latency-model", **wanted) -> None:
+        """One line naming the first setting the profile was not measured at (family, hidden_size,
+        num_heads, seq, batch, threads), or a precision it has no terms for."""
+        for name, value in wanted.items():
+            if name == "precision":
+                self._terms(value)
+            elif value is not None and getattr(self, name) != value:
+                raise SlimtuneError(f"{where}: profiled at {name} {getattr(self, name)}, this run needs {value}; "
+                                    "profile again at it (slimtune bench --profile)")
 
     def predict_model(self, model, precision: str = "fp32") -> float:
         from slimtune.models.surgery import model_layer_shape
@@ -70,10 +87,16 @@ class LatencyModel:
     @classmethod
     def load(cls, path: str | Path) -> "LatencyModel":
         try:
-            return cls(**json.loads(Path(path).read_text()))
+            model = cls(**json.loads(Path(path).read_text()))
         except (OSError, ValueError, TypeError) as exc:
             raise SlimtuneError(f"latency model: cannot read {path} ({exc}); make one with "
                                 "`slimtune bench --profile --model DIR --out FILE.json`") from None
+        for precision, terms in model.terms.items():
+            missing = [k for k in TERMS if not isinstance(terms.get(k) if isinstance(terms, dict) else None, (int, float))]
+            if missing:
+                raise SlimtuneError(f"latency model: {path} has no {precision} term {missing[0]!r}; profile again "
+                                    "with `slimtune bench --profile --model DIR --out FILE.json`")
+        return model
 
 
 def _fit_nonnegative(design: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -356,11 +356,11 @@ def run_learned(spec, data) -> dict:
     resolved = resolve_model(spec.model)
     teacher_dir = resolve_model(spec.teacher or spec.model, "--teacher")
     latency = LatencyModel.load(spec.latency_model) if spec.latency_model else None  # a bad file fails now
-    width = load_config(resolved).hidden_size
-    if latency is not None and (latency.hidden_size, latency.seq, latency.threads) != (width, spec.seq, spec.threads):
-        raise SlimtuneError(f"--latency-model: made for hidden size {latency.hidden_size}, {latency.seq} tokens, "
-                            f"{latency.threads} thread(s); this run needs {width}, {spec.seq}, {spec.threads}: "
-                            "profile again (slimtune bench --profile)")  # before any data or weights are read
+    config = load_config(resolved)
+    if latency is not None:  # before any data or weights are read
+        latency.check(family=config.model_type, hidden_size=config.hidden_size,
+                      num_heads=config.num_attention_heads, seq=spec.seq, threads=spec.threads, batch=1,
+                      precision="fp32")
     tokenizer, teacher_tok = load_tokenizer(resolved), load_tokenizer(teacher_dir, "--teacher")
     encoded = encode_data(data, tokenizer, spec.max_length)
     same = teacher_dir == resolved

@@ -113,10 +113,9 @@ class SearchSpec:
         if self.latency_model:
             from slimtune.exporting.latency_model import LatencyModel
 
-            profiled = LatencyModel.load(self.latency_model)  # unreadable: one line now
-            if (profiled.seq, profiled.threads) != (self.seq, self.latency_threads):
-                raise SlimtuneError(f"--latency-model: profiled at seq {profiled.seq}, {profiled.threads} thread(s); this "
-                                    f"search times at seq {self.seq}, {self.latency_threads}: profile again at those")
+            # unreadable, or measured at other settings than this search times at: one line now
+            LatencyModel.load(self.latency_model).check(seq=self.seq, threads=self.latency_threads, batch=1,
+                                                        precision="fp32")
 
     @property
     def seed(self) -> int:
