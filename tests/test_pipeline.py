@@ -139,6 +139,7 @@ def test_pick_winners_within_a_latency_budget():
     assert [w.trial_id for w in none] == ["a"] and "none within" in none[0].picked_because
 
 
+@pytest.mark.assets  # resolves builtin:minilm-l6
 def test_reference_on_by_default_unless_the_teacher_is_that_model(tmp_path):
     assert load_job(_job(tmp_path, "model: builtin:mpnet-base\n")).reference.model == "builtin:minilm-l6"
     assert load_job(_job(tmp_path, "model: builtin:minilm-l6\n")).reference is None

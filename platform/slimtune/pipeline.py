@@ -127,8 +127,9 @@ def _no_front(pareto: dict) -> SlimtuneError:
 
 def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latency_ms: float | None = None) -> list[Winner]:
     """Front members to distil again with the full budget, `count` in all. With a latency budget:
-    the most accurate within it by the search's latency, then the next most accurate within it,
-    then the rest. Without: the fastest one whose search accuracy is within `min_accuracy_ratio`
+    the most accurate within it by the search's latency (the fixed shape, batch 1 x seq tokens: no
+    bundle exists yet to time from text; on texts shorter than seq it overstates, so the pick is
+    conservative), then the next most accurate within it, then the rest. Without: the fastest one whose search accuracy is within `min_accuracy_ratio`
     of the teacher's validation accuracy; the next faster one, just under that floor (the search
     trains on a small budget, the final run often lifts such a student over it); then the most
     accurate others."""
@@ -222,6 +223,11 @@ def _export_stage(job: JobSpec, data, teacher: str, winners: list[Winner], out: 
     manifests = {}
     for name, model in targets.items():
         bundle = _bundle_dir(out, name)
+        if name not in ("teacher", "reference") and _older(bundle / "manifest.json", out / "final" / name / "metrics.json"):
+            import shutil  # a resumed job picked another trial for this winner: its bundle is stale
+
+            log.info(f"{name} was distilled again since its bundle was written: exporting it again")
+            shutil.rmtree(bundle)
         if not (bundle / "manifest.json").exists():  # bundles are written atomically: present means whole
             log.info(f"exporting {name} to {bundle}")
             run_export(replace(job.export, model=model, out=str(bundle)), data)
@@ -248,6 +254,22 @@ def _alternatives_stage(job: JobSpec, data, out: Path) -> dict | None:
     return run_linear(data, folder, seed=job.data.seed)
 
 
+def _older(path: Path, than: Path) -> bool:
+    """`path` exists and was written before `than` (which exists): it reflects an older state."""
+    return path.exists() and than.exists() and path.stat().st_mtime < than.stat().st_mtime
+
+
+def _still_fresh(path: Path, out: Path, manifests: dict) -> bool:
+    """compare.json measured these very bundles: the same ones (a linear model switched on or off
+    changes the set), none written since, and by this version (latency from text is there)."""
+    rows = json.loads(path.read_text()).get("rows", {})
+    expected = {LINEAR} if LINEAR in manifests else set()
+    expected |= {f"{n}/{p}" for n in manifests if n != LINEAR for p in ("fp32", "int8")
+                 if (_bundle_dir(out, n) / ("model.onnx" if p == "fp32" else "model.int8.onnx")).exists()}
+    return (set(rows) == expected and all("latency_ms_text" in r for r in rows.values())
+            and not any(_older(path, _bundle_dir(out, n) / "manifest.json") for n in manifests))
+
+
 def _latency_texts(data, n: int) -> list[str]:
     """Real test texts, a seeded sample: the same for every bundle."""
     import numpy as np
@@ -265,7 +287,7 @@ def _compare_stage(job: JobSpec, data, manifests: dict, out: Path, resume: bool)
 
     e = job.export
     path = out / "compare.json"
-    if resume and path.exists():
+    if resume and path.exists() and _still_fresh(path, out, manifests):
         _stage(6, "already measured, skipped (--resume)")
         return json.loads(path.read_text())
     _stage(6, f"scoring every bundle on validation and timing it interleaved, {e.rounds} rounds, "
@@ -431,7 +453,7 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     done("export", t0, bundles={n: str(_bundle_dir(out, n)) for n in manifests})
     t0 = time.perf_counter()
     compare = _compare_stage(job, data, manifests, out, resume)
-    judged = _judge(job, winners, compare, search.teacher["accuracy"])
+    judged = _judge(job, winners, compare, compare["rows"]["teacher/fp32"]["validation_accuracy"])
     chosen = judged["winner_name"]
     summary["alternatives"] = judged["alternatives"]
     summary["stages"]["winners"] = {"winners": [dataclasses.asdict(w) for w in winners], "chosen": chosen}
@@ -489,9 +511,8 @@ def _judge(job: JobSpec, winners: list[Winner], compare: dict, teacher_accuracy:
         notes.append(f"dominated: {describe(a)} is as accurate on test ({a['test_accuracy']:.4f}) and no slower "
                      f"({a['latency_ms']:.2f} ms from text) than " + " and ".join(
                          p["winner"] for p in pairs if p["alternative"] == name))
-    bundles = {"teacher/fp32": "teacher", "teacher/int8": "teacher", "reference/fp32": "reference",
-               "reference/int8": "reference", LINEAR: LINEAR}
     return {"winner_name": chosen.name,
-            "alternatives": [a | {"bundle": str(_bundle_dir(Path(job.out), bundles[a["name"]]))} for a in alternatives],
+            "alternatives": [a | {"bundle": str(_bundle_dir(Path(job.out), a["name"].split("/")[0]))}
+                             for a in alternatives],
             "verdict": {"dominated_by": sorted({p["alternative"] for p in pairs}), "dominance": pairs,
                         "holds_against_alternatives": said is None, "notes": notes}}

@@ -126,8 +126,8 @@ _MARKS = {"winner": ("o", "#0b6e4f", "winners"), "linear": ("^", "#c92a2a", "lin
 
 
 def _alternatives_plot(points: list[dict], chosen: str) -> str:
-    """Test accuracy against latency from text (log scale: a linear model and a teacher lie 50x
-    apart), one mark per kind, int8 hollow; a data: URI of a PNG."""
+    """Test accuracy against latency from text (log scale: a linear model and a teacher lie more
+    than an order of magnitude apart), one mark per kind, int8 hollow; a data: URI of a PNG."""
     import io
 
     import matplotlib

@@ -51,15 +51,34 @@ def test_bundle_predicts_what_scikit_learn_predicts(source, rows, tmp_path):
     assert load_bundle(tmp_path / "linear").kind == "linear"
 
 
-def test_runs_with_numpy_alone(tmp_path):
-    """A device with numpy only: no scikit-learn, torch, onnxruntime or tokenizers is imported."""
+def _tiny_bundle(folder):
+    """A linear bundle fitted on the tiny two-class task, and what it was fitted with."""
     from tests.helpers import make_texts
 
     frame = make_texts(120)
     labels = (frame["label"] == "pos").astype(int).to_numpy()
     vectorizers, model, c, _ = fit_linear(list(frame["text"]), labels, list(frame["text"][:20]), labels[:20], 2,
                                           LinearSpec(c_grid=(1.0,)))
-    write_linear_bundle(tmp_path / "b", vectorizers, model, ["neg", "pos"], {"C": c})
+    write_linear_bundle(folder, vectorizers, model, ["neg", "pos"], {"C": c})
+    return vectorizers, model
+
+
+def test_tiny_bundle_agrees_with_scikit_learn(tmp_path):
+    """Without the packaged data: labels and probabilities as scikit-learn's, odd texts included."""
+    from tests.helpers import make_texts
+
+    vectorizers, model = _tiny_bundle(tmp_path / "b")
+    texts = list(make_texts(200, seed=1)["text"]) + ODD + ["sunny", "storm storm storm", "Sunny WARM golden!"]
+    logits = LinearBundle(tmp_path / "b").logits(texts)
+    assert (logits.argmax(-1) == model.predict(_features(vectorizers, texts))).all()
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(probs / probs.sum(-1, keepdims=True), model.predict_proba(_features(vectorizers, texts)),
+                               atol=1e-9)
+
+
+def test_runs_with_numpy_alone(tmp_path):
+    """A device with numpy only: no scikit-learn, torch, onnxruntime or tokenizers is imported."""
+    _tiny_bundle(tmp_path / "b")
     code = f"""
 import sys
 class Block:
@@ -80,19 +99,15 @@ def test_the_cli_runs_a_linear_bundle(tmp_path, texts_csv, capsys):
     import json
 
     from slimtune.cli.main import main
-    from tests.helpers import make_texts
 
-    frame = make_texts(120)
-    labels = (frame["label"] == "pos").astype(int).to_numpy()
-    vectorizers, model, c, _ = fit_linear(list(frame["text"]), labels, list(frame["text"][:20]), labels[:20], 2,
-                                          LinearSpec(c_grid=(1.0,)))
-    write_linear_bundle(tmp_path / "b", vectorizers, model, ["neg", "pos"], {"C": c})
+    _tiny_bundle(tmp_path / "b")
     assert main(["predict", "--bundle", str(tmp_path / "b"), "sunny warm golden day", "storm dark cold"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["label"] for line in lines] == ["pos", "neg"]
     assert main(["bench", "--bundle", str(tmp_path / "b"), "--iters", "5"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["kind"] == "linear" and report["latency_ms_text_p50"] > 0
+    assert report["kind"] == "linear" and report["latency_ms_text_p50"] == report["latency_ms_p50"] > 0
+    assert report["throughput_per_s"] > 0
     assert main(["eval", "--bundle", str(tmp_path / "b"), "--data", str(texts_csv)]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9
     assert main(["predict", "--bundle", str(tmp_path / "b"), "--int8", "x"]) == 2

@@ -41,9 +41,9 @@ class LinearSpec:
         for name in ("word_ngrams", "char_ngrams"):
             r = getattr(self, name)
             if len(r) != 2 or not 1 <= r[0] <= r[1] <= 8:
-                raise SlimtuneError(f"alternatives.{name}: give [low, high] with 1 <= low <= high <= 8, got {list(r)}")
+                raise SlimtuneError(f"LinearSpec.{name}: give (low, high) with 1 <= low <= high <= 8, got {list(r)}")
         if self.min_df < 1 or self.max_features < 1 or not self.c_grid or min(self.c_grid) <= 0:
-            raise SlimtuneError("alternatives: min_df and max_features must be >= 1 and c_grid positive numbers")
+            raise SlimtuneError("LinearSpec: min_df and max_features must be >= 1 and c_grid positive numbers")
 
 
 def _vectorizers(spec: LinearSpec):
@@ -55,29 +55,29 @@ def _vectorizers(spec: LinearSpec):
             TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(spec.char_ngrams), **common))
 
 
-def _features(vectorizers, texts: list[str]):
+def _features(vectorizers, texts: list[str], fit: bool = False):
+    """Both vectorizers' columns side by side, as the coefficients expect them."""
     from scipy.sparse import hstack
 
-    return hstack([v.transform(texts) for v in vectorizers]).tocsr()
+    return hstack([v.fit_transform(texts) if fit else v.transform(texts) for v in vectorizers]).tocsr()
 
 
 def fit_linear(texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray,
                num_labels: int, spec: LinearSpec = LinearSpec(), seed: int = 42):
     """Fit both vectorizers and one logistic regression per C of the grid, from the strongest
-    regularisation up, each fit starting from the last one's weights (on 10,000 20news texts a
-    cold fit took 100 s); keep the best on validation. Returns (vectorizers, model, chosen C,
-    validation accuracy per C)."""
+    regularisation up, each fit starting from the last one's weights (a cold fit per C costs
+    minutes on 10,000 long texts); keep the best on validation. Returns (vectorizers, model,
+    chosen C, validation accuracy per C)."""
     import copy
 
-    from scipy.sparse import hstack
     from sklearn.linear_model import LogisticRegression
 
     vectorizers = _vectorizers(spec)
     try:
-        train = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+        train = _features(vectorizers, texts, fit=True)
     except ValueError:  # min_df left no term (a handful of texts): keep every term
         vectorizers = _vectorizers(dataclasses.replace(spec, min_df=1))
-        train = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+        train = _features(vectorizers, texts, fit=True)
     val = _features(vectorizers, val_texts)
     scores, best = {}, None
     # tol 1e-3: validation accuracy stops moving well before the default 1e-4 is reached
@@ -168,13 +168,19 @@ def write_linear_bundle(out: Path, vectorizers, model, label_names: list[str], e
     return manifest
 
 
-def run_linear(data, out: Path, spec: LinearSpec = LinearSpec(), seed: int = 42) -> dict:
+def run_linear(data, out: Path, spec: LinearSpec = LinearSpec(), seed: int = 42) -> dict | None:
     """Fit on `data.train`, pick C on validation, write the bundle to `out`, score the bundle
-    itself on test. Returns the bundle's manifest (with validation and test figures)."""
+    itself on test. Returns the bundle's manifest (with validation and test figures), or None
+    when scikit-learn cannot fit on these texts (said in one line)."""
     started = time.perf_counter()
     train_labels, val_labels = data.train["label"].to_numpy(), data.validation["label"].to_numpy()
-    vectorizers, model, c, scores = fit_linear(list(data.train["text"]), train_labels, list(data.validation["text"]),
-                                               val_labels, data.num_labels, spec, seed)
+    try:
+        vectorizers, model, c, scores = fit_linear(list(data.train["text"]), train_labels,
+                                                   list(data.validation["text"]), val_labels, data.num_labels, spec,
+                                                   seed)
+    except ValueError as exc:  # no word of two characters in any text, say: nothing to fit, the job goes on
+        log.info(f"no linear TF-IDF model: scikit-learn cannot fit one on these texts ({str(exc)[:160]})")
+        return None
     fit_seconds = time.perf_counter() - started
     names = list(data.label_names)
     manifest = write_linear_bundle(out, vectorizers, model, names, {

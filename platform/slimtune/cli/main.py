@@ -221,8 +221,15 @@ def _cmd_bench(args) -> dict:
         from slimtune.exporting.runtime import SAMPLE_TEXTS
 
         bundle = _open_bundle(args.bundle, args)  # checked against SHA256SUMS first
-        if bundle.kind == "linear":  # no fixed-shape model: it is timed from text to label only
-            report = {"kind": "linear", **bench_texts(bundle, SAMPLE_TEXTS, args.iters),
+        if bundle.kind == "linear":  # no fixed-shape model: latency is from text to label, the usual keys too
+            import time
+
+            from_text = bench_texts(bundle, SAMPLE_TEXTS, args.iters)
+            batch = [SAMPLE_TEXTS[i % len(SAMPLE_TEXTS)] for i in range(32)]
+            started = time.perf_counter()
+            bundle.logits(batch)
+            report = {"kind": "linear", **{k.replace("_text", ""): v for k, v in from_text.items()}, **from_text,
+                      "throughput_per_s": len(batch) / (time.perf_counter() - started),
                       "size_mb": bundle.manifest["size_mb"], "texts": len(SAMPLE_TEXTS)}
         else:
             limit = bundle.manifest.get("max_positions")

@@ -102,38 +102,37 @@ def interleaved_latency(models: dict, seq: int = 128, threads: int | None = 1, r
     return {name: float(np.median(values)) for name, values in samples.items()}
 
 
-def text_latency(bundles: dict, texts: list[str], rounds: int = 9, per_round: int = 20) -> dict[str, float]:
+def _classify_ms(bundle, texts: list[str]) -> list[float]:
+    """Milliseconds of `bundle.classify` on each text, in order."""
+    times = []
+    for text in texts:
+        started = time.perf_counter()
+        bundle.classify(text)
+        times.append(1000 * (time.perf_counter() - started))
+    return times
+
+
+def text_latency(bundles: dict, texts: list[str], rounds: int = 9) -> dict[str, float]:
     """Median milliseconds from a raw text in to a label out, batch 1, of loaded bundles (anything
     with `classify(text)`: `runtime.Bundle`, `linear_runtime.LinearBundle`), timed in turns in one
-    process on the same real texts: every round gives each bundle the same `per_round` texts, so
-    short and long texts, and load from other work, fall on all of them alike."""
+    process on the same real texts: every text once per bundle, in `rounds` rounds of consecutive
+    texts, each bundle timing the same texts in turn, so short and long texts, and load from other
+    work, fall on all of them alike. The median over rounds of each round's median."""
     if not texts:
         raise ValueError("text_latency needs at least one text")
     for bundle in bundles.values():  # warm-up: first calls allocate
-        for text in texts[:5]:
-            bundle.classify(text)
+        _classify_ms(bundle, texts[:5])
+    per_round = -(-len(texts) // rounds)
     samples: dict[str, list[float]] = {name: [] for name in bundles}
-    for r in range(rounds):
-        chunk = [texts[(r * per_round + i) % len(texts)] for i in range(per_round)]
+    for start in range(0, len(texts), per_round):
         for name, bundle in bundles.items():
-            times = []
-            for text in chunk:
-                started = time.perf_counter()
-                bundle.classify(text)
-                times.append(1000 * (time.perf_counter() - started))
-            samples[name].append(float(np.median(times)))
+            samples[name].append(float(np.median(_classify_ms(bundle, texts[start : start + per_round]))))
     return {name: float(np.median(values)) for name, values in samples.items()}
 
 
 def bench_texts(bundle, texts: list[str], iters: int = 50) -> dict:
     """Latency percentiles from a raw text in to a label out of one loaded bundle (any kind),
     cycling through `texts`, batch 1, after a warm-up."""
-    for text in texts[:5]:
-        bundle.classify(text)
-    samples = []
-    for i in range(iters):
-        text = texts[i % len(texts)]
-        started = time.perf_counter()
-        bundle.classify(text)
-        samples.append(1000 * (time.perf_counter() - started))
+    _classify_ms(bundle, texts[:5])
+    samples = _classify_ms(bundle, [texts[i % len(texts)] for i in range(iters)])
     return {k.replace("latency_ms", "latency_ms_text"): v for k, v in _percentiles(samples).items()}

@@ -58,6 +58,10 @@ class _Vectorizer:
     """One TfidfVectorizer's transform: terms -> column, tf (sublinear or raw) x idf, l2 norm."""
 
     def __init__(self, settings: dict, vocab: list[str], idf: np.ndarray, offset: int):
+        if settings.get("norm") != "l2" or settings.get("smooth_idf") is False or settings["analyzer"] not in (
+                "word", "char_wb"):
+            raise ValueError(f"linear bundle: only word and char_wb analyzers with l2 norm and smooth idf run here, "
+                             f"not {settings}")  # the idf array is as fitted; the rest is computed below
         self.analyzer = settings["analyzer"]
         self.low, self.high = settings["ngram_range"]
         self.lowercase = settings["lowercase"]
