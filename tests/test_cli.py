@@ -150,3 +150,4 @@ def test_bad_prune_and_distill_arguments_fail_before_any_work(tiny_model_dir, te
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], (args, proc.stderr)
         assert seconds < 10, (args, seconds)
+

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -436,6 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"slimtune {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a failure we did not foresee: still one line, the traceback on request
+        if os.environ.get("SLIMTUNE_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"slimtune {args.command}: error: {type(exc).__name__}: {first} (SLIMTUNE_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
     if isinstance(result, dict) and "print" in result:
         print(json.dumps(result["print"]))
     elif isinstance(result, dict) and result:
