@@ -184,7 +184,7 @@ class Bundle:
         return score(self.logits(texts, batch_size), self.labels, labels)
 
 
-def make_session(path: str | Path, threads: int | None = None) -> "ort.InferenceSession":
+def make_session(path: str | Path, threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()

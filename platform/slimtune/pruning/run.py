@@ -223,7 +223,7 @@ def _layer_count(resolved: str) -> int:
 def run_prune(spec: PruneSpec, data=None) -> dict:
     """Prune `spec.model`; write out/model/ and out/metrics.json (teacher figures beside).
     `data`: already loaded TextData, else loaded from `spec.data`."""
-    from slimtune.models import load_classifier, load_config, load_tokenizer, resolve_model, save_model
+    from slimtune.models import load_classifier, load_tokenizer, resolve_model, save_model
     from slimtune.models.load import provenance, read_model_info
 
     out = Path(spec.out)

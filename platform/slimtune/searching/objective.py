@@ -88,14 +88,14 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     run on several workers."""
     from slimtune import __version__, log
     from slimtune.distillation.cache import teacher_hidden
-    from slimtune.distillation.losses import DistillLoss, DistillModule, LossSpec
+    from slimtune.distillation.losses import DistillLoss, DistillModule
     from slimtune.distillation.run import uniform_layer_map
     from slimtune.models.bag import bag_from
     from slimtune.models.vocab import prune_to_data
     from slimtune.models.load import save_model
     from slimtune.models.surgery import encoder_flops, encoder_layers, model_layer_shape
     from slimtune.pruning.run import _calibration, apply_pruning
-    from slimtune.train.loop import TrainSpec, evaluate, train
+    from slimtune.train.loop import evaluate, train
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
@@ -132,9 +132,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     attention_weight = candidate.attention_weight if aligned else 0.0
     if (candidate.hidden_weight or candidate.attention_weight) and not aligned:
         log.info(f"base {candidate.base}: its tokens do not line up with the teacher's; logits only")
-    loss_spec = LossSpec(temperature=candidate.temperature, standardize=candidate.standardize, alpha=candidate.alpha,
-                         hidden_weight=hidden_weight,
-                         attention_weight=attention_weight)
+    loss_spec = _loss_spec(candidate, hidden_weight, attention_weight)
     module = DistillModule(student, teacher.config.hidden_size, loss_spec, mapping)
     hidden_cache = None
     if hidden_weight:
@@ -144,8 +142,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
                           teacher=teacher if attention_weight else None, teacher_hidden=hidden_cache,
                           teacher_split=None if encoded is shared.encoded else shared.encoded["train"],
                           teacher_pad_id=shared.pad_token_id)
-    spec = TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
-                     log_every=log_every, max_steps=shared.max_steps)
+    spec = _train_spec(candidate, shared, log_every)
     record = (train_fn or train)(module, encoded["train"], encoded["validation"], spec,
                                  num_labels=len(shared.label_names), pad_token_id=pad, loss_fn=loss_fn)
     student = module.student.eval()
@@ -178,10 +175,9 @@ def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, stud
                  pad_token_id: int, train_fn) -> dict:
     """Gates trained for the candidate's epochs towards its target speed-up, then removal; the
     layers kept so far map to their place in the base."""
-    from slimtune.distillation.losses import DistillLoss, LossSpec
+    from slimtune.distillation.losses import DistillLoss
     from slimtune.exporting.latency_model import LatencyModel
     from slimtune.pruning.learned import learn_and_cut
-    from slimtune.train.loop import TrainSpec
 
     if not shared.latency_model:
         raise SlimtuneError("space: method learned needs a latency model: pass --latency-model "
@@ -191,8 +187,7 @@ def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, stud
         raise SlimtuneError(f"space: method learned: the latency model is for hidden size {latency.hidden_size}, "
                             f"this student has {student.config.hidden_size} (base {candidate.base}, hidden "
                             f"{candidate.hidden}); profile that width too")
-    loss = DistillLoss(LossSpec(temperature=candidate.temperature, standardize=candidate.standardize,
-                                alpha=candidate.alpha), list(range(len(kept["kept_layers"]))),
+    loss = DistillLoss(_loss_spec(candidate), list(range(len(kept["kept_layers"]))),
                        teacher_logits=shared.teacher_logits,
                        teacher_split=None if encoded is shared.encoded else shared.encoded["train"],
                        teacher_pad_id=shared.pad_token_id)
@@ -200,13 +195,28 @@ def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, stud
     full_ms = (latency.predict_model(teacher) if teacher.config.hidden_size == latency.hidden_size
                else latency.predict(base_shape))
     target_ms = full_ms / candidate.target_speedup
-    spec = TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
-                     log_every=10_000, max_steps=shared.max_steps)
+    spec = _train_spec(candidate, shared)
     shape, _, _ = learn_and_cut(student, latency, target_ms, loss, encoded["train"],
                                 encoded["validation"], spec, num_labels=len(shared.label_names),
                                 pad_token_id=pad_token_id, train_fn=train_fn)
     return {**kept, "kept_layers": [kept["kept_layers"][i] for i in shape["kept_layers"]],
             "heads": shape["heads"], "ffn": shape["ffn"], "method": "learned"}
+
+
+def _loss_spec(candidate: Candidate, hidden_weight: float = 0.0, attention_weight: float = 0.0):
+    """The candidate's distillation loss: one place for the gates' training and the student's."""
+    from slimtune.distillation.losses import LossSpec
+
+    return LossSpec(temperature=candidate.temperature, standardize=candidate.standardize, alpha=candidate.alpha,
+                    hidden_weight=hidden_weight, attention_weight=attention_weight)
+
+
+def _train_spec(candidate: Candidate, shared: Shared, log_every: int = 10_000):
+    """The candidate's training run: its epochs and rate, the search's batch, seed and step cap."""
+    from slimtune.train.loop import TrainSpec
+
+    return TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
+                     log_every=log_every, max_steps=shared.max_steps)
 
 
 def _encode(shared: Shared, tokenizer) -> dict:
