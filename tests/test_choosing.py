@@ -56,3 +56,10 @@ def test_a_slower_alternative_does_not_block():
     assert choose(WINNERS, 0.92, 0.97, alternatives=[teacher])[2]
     with pytest.raises(ValueError):
         choose([], 0.9, 0.97)
+
+
+def test_whether_the_chosen_winner_meets_its_rule():
+    from slimtune.choosing import meets_rule
+
+    assert meets_rule(WINNERS[0], 0.92, 0.97) and not meets_rule(WINNERS[0], 0.99, 0.97)
+    assert meets_rule(WINNERS[1], 0.99, 0.97, max_latency_ms=9.0) and not meets_rule(WINNERS[1], 0.5, 0.97, 8.0)

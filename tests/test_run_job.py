@@ -141,6 +141,7 @@ export: {{seq: 32, rounds: 2}}
     front = json.loads((out / "search" / "pareto.json").read_text())["front"]
     assert after["winner-1"] == str(min(front, key=lambda r: r["latency_ms"])["trial_id"])
     assert "none runs within" in next(w["why"] for w in again["stages"]["winners"]["winners"] if w["chosen"])
+    assert again["winner"]["rule_met"] is False and any(n.startswith("no winner runs within") for n in again["winner"]["notes"])
     changed = [n for n in after if after[n] != before.get(n)]
     for name in changed:
         assert (out / "winners" / name / "manifest.json").stat().st_mtime > compared

@@ -74,6 +74,15 @@ def choose(rows: list[dict], teacher_accuracy: float, min_accuracy_ratio: float,
     return chosen, why, bool(fair)
 
 
+def meets_rule(row: dict, teacher_accuracy: float, min_accuracy_ratio: float,
+               max_latency_ms: float | None = None) -> bool:
+    """Whether `row` meets the rule it was chosen by: within the budget when there is one, else at
+    least the ratio of the teacher's validation accuracy."""
+    if max_latency_ms is not None:
+        return row["latency_ms"] <= max_latency_ms
+    return row["validation_accuracy"] >= min_accuracy_ratio * teacher_accuracy
+
+
 def verdict(chosen: dict, alternatives: list[dict]) -> str | None:
     """One line for the job's last lines when an alternative is faster and more accurate on
     validation than the chosen winner (the fastest such alternative is named), else None."""
