@@ -5,7 +5,7 @@ teacher, so the same file fits a 6-layer MiniLM and a 12-layer MPNet on any data
 Besides students cut from the teacher, a second base where one pays: the small model fine-tuned
 directly on this data when the search has one (a job's `reference:`, `--reference`), else, for a
 teacher wider than the built-in MiniLM (hidden 384), MiniLM-L6 fresh from pre-training. A wide
-teacher also gets cuts of its hidden width. Students cut from the teacher start at zero layers."""
+teacher also gets cuts of its hidden width. Trial 1 is the zero-layer student (the search enqueues it)."""
 
 from slimtune import Constraints, TeacherInfo
 
@@ -32,10 +32,10 @@ def space(trial, teacher):
                   "heads": trial.suggest_float("small_heads", 0.0, 0.5, step=0.25),
                   "ffn": trial.suggest_float("small_ffn", 0.0, 0.5, step=0.25)}
     else:
-        # from 0: the zero-layer student (the teacher's embeddings, a mean, a head; the search always
-        # tries it first) runs at the speed of a linear model, so the front reaches down to there
-        # and a student with layers has to beat it to be worth its latency
-        values = {"layers": trial.suggest_int("layers", 0, max(1, min(teacher.num_layers - 1, 8)))}
+        # from 1: the search enqueues the zero-layer student (the teacher's embeddings, a mean, a head)
+        # as trial 1, layers=0 below this range; it runs at the speed of a linear model, so the front
+        # reaches down to there. Sampled from 0, TPE took it 3 times in 8 trials (its latency wins)
+        values = {"layers": trial.suggest_int("layers", 1, max(1, min(teacher.num_layers - 1, 8)))}
         if values["layers"]:  # heads, FFN and width are the layers' own: a zero-layer student has none
             values["heads"] = trial.suggest_float("heads", 0.0, 0.75, step=0.25)
             values["ffn"] = trial.suggest_float("ffn", 0.0, 0.75, step=0.25)

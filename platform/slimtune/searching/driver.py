@@ -190,8 +190,11 @@ ZERO_LAYER_POINTS = ({"layers": 0}, {"base": "teacher", "layers": 0})
 
 def zero_layer_point(space: SearchSpace, teacher: TeacherInfo, probes: int = 16) -> dict | None:
     """The point to enqueue so the search always tries one zero-layer student, or None when the
-    space's `layers` range stops above 0. A point counts only if, fixed in trials whose other
-    parameters are drawn at random, every draw is inside the space's own ranges and gives layers=0."""
+    space cannot take one. A point counts only if, fixed in trials whose other parameters are drawn
+    at random, every draw gives a valid candidate with layers=0. `layers` may lie below the space's
+    own range: Optuna takes an enqueued value outside it, and a space whose sampled range starts
+    at 1 spends no further trial on zero layers (TPE, drawn to its latency, asked for it again and
+    again when the range started at 0), while a `base` must be one the space offers."""
     for point in ZERO_LAYER_POINTS:
         if all(_gives_zero_layers(space, teacher, point, seed) for seed in range(probes)):
             return point
@@ -214,7 +217,7 @@ def _gives_zero_layers(space: SearchSpace, teacher: TeacherInfo, point: dict, se
         except SlimtuneError:
             return False
     dists = trial.distributions
-    inside = all(name in dists and dists[name]._contains(dists[name].to_internal_repr(value))
+    inside = all(name in dists and (name == "layers" or dists[name]._contains(dists[name].to_internal_repr(value)))
                  for name, value in point.items())
     return inside and candidate.layers == 0
 
