@@ -99,3 +99,15 @@ def test_hidden_pruning_keeps_the_strong_dimensions(arch):
     assert record["hidden_size"] == model.config.hidden_size == 8
     emb = model.base_model.embeddings.word_embeddings.weight
     assert torch.all(emb == 3.0)  # exactly the strong columns survived
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_a_head_with_as_many_labels_as_hidden_dimensions_keeps_its_labels(family):
+    """Only the adapter says which Linear makes the logits: matching sizes would cut 32 labels to 8."""
+    from slimtune.models.surgery import prune_hidden
+    from tests.helpers import build_family_model
+
+    model = build_family_model(family, num_labels=32)  # hidden 32
+    prune_hidden(model, list(range(8)))
+    with torch.no_grad():
+        assert model(input_ids=torch.tensor([[5, 6, 7]])).logits.shape == (1, 32)

@@ -81,6 +81,21 @@ class Family:
     "bert" fuser is the one for encoders, RoBERTa, MPNet and DeBERTa included (their own names are
     not among its types); a family that needs another says so here."""
 
+    label_layers = ("classifier.out_proj", "classifier")
+    """Where the projection to the labels may be (RoBERTa-style heads nest it), first found wins."""
+
+    def label_layer(self, model) -> nn.Linear | None:
+        """The Linear whose outputs are the logits: its output runs along the labels, never the
+        hidden width, even where the two sizes are equal."""
+        for path in self.label_layers:
+            try:
+                module = _get(model, path)
+            except AttributeError:
+                continue
+            if isinstance(module, nn.Linear):
+                return module
+        return None
+
     # -- limits
     padded_positions: tuple[str, ...] = ()
     """Model types whose position ids start after the pad id (RoBERTa's scheme): their table holds

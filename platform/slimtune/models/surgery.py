@@ -106,6 +106,7 @@ def hidden_slices(model) -> list[tuple[nn.Module, str, int]]:
             out += [(m, p, 0) for p in ("weight", "bias") if getattr(m, p) is not None]
             inside.add(id(m))
         inside |= {id(p.module) for p in family.head_parts(layer) + family.ffn_parts(layer)}
+    logits = family.label_layer(model)  # its outputs are labels, whatever their number
     for module in model.modules():
         if isinstance(module, nn.Embedding) and module.embedding_dim == hidden:
             out.append((module, "weight", 1))
@@ -114,7 +115,7 @@ def hidden_slices(model) -> list[tuple[nn.Module, str, int]]:
         elif isinstance(module, nn.Linear) and id(module) not in inside:  # embedding projection, pooler, head
             if module.in_features == hidden:
                 out.append((module, "weight", 1))
-            if module.out_features == hidden:
+            if module.out_features == hidden and module is not logits:
                 out += [(module, p, 0) for p in ("weight", "bias") if getattr(module, p) is not None]
     return out
 
