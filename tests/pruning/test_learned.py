@@ -232,3 +232,26 @@ def test_learned_settings_fail_in_one_line_before_any_work():
     with pytest.raises(SlimtuneError, match="--hidden-weight: maps each gated layer to the same layer"):
         PruneSpec(model="m", data="builtin:tweets", out="o", method="learned", target_speedup=4, teacher="t",
                   hidden_weight=1.0)
+
+
+def test_learn_and_cut_sizes_its_ramp_for_the_steps_that_run():
+    """With a step cap, the target reaches its end within the capped run (the ramp is half the
+    steps), not partway through a ramp sized for every epoch."""
+    from slimtune.data.tokenize import encode
+    from slimtune.distillation.losses import DistillLoss, LossSpec
+    from slimtune.pruning.learned import learn_and_cut
+    from slimtune.train.loop import TrainSpec
+    from tests.helpers import make_texts
+
+    tok = build_family_tokenizer("bert")
+    model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    frame = make_texts(64)
+    labels = [int(x == "pos") for x in frame["label"]]
+    split = encode(list(frame["text"]), labels, tok, 32)
+    full = LATENCY.predict_model(model)
+    teacher = copy.deepcopy(model).eval()  # an untrained teacher does: the ramp is what is checked
+    loss = DistillLoss(LossSpec(), [0, 1, 2], teacher=teacher)
+    spec = TrainSpec(epochs=8, batch_size=16, lr=1e-3, seed=0, log_every=10_000, max_steps=12)  # 32 steps uncapped
+    _, _, trace = learn_and_cut(model, LATENCY, full / 2, loss, split, split, spec, num_labels=2,
+                                pad_token_id=tok.pad_token_id)
+    assert trace[-1]["step"] == 10 and trace[-1]["target_ms"] == pytest.approx(full / 2)

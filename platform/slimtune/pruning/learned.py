@@ -314,6 +314,8 @@ def learn_and_cut(model, latency, target_ms: float, loss, train_split, val_split
     from slimtune.train.loop import train
 
     steps = math.ceil(len(train_split) / spec.batch_size) * spec.epochs
+    if spec.max_steps:  # the ramp, rate and pressure are sized for the steps that will run
+        steps = min(steps, spec.max_steps)
     gated = GatedModel(model, latency, target_ms, steps, hidden=hidden)
     log.info(f"learning gates for {spec.epochs} epoch(s): expected latency {float(gated.expected_ms().detach()):.2f} ms, "
              f"target {target_ms:.2f} ms (predicted, fp32)")
