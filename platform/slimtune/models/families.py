@@ -76,6 +76,9 @@ class Family:
     embedding_norm = "embeddings.LayerNorm"
     """The LayerNorm over the token embeddings, from the base model (a zero-layer student copies it)."""
 
+    default_lr: float | None = None
+    """A default peak learning rate of the family's own, where the width rule (train.loop.auto_lr)
+    does not fit it; None: the width rule."""
     ort_model_type = "bert"
     """ONNX Runtime's transformer optimiser to fuse the exported graph with (its `model_type`): its
     "bert" fuser is the one for encoders, RoBERTa, MPNet and DeBERTa included (their own names are
@@ -297,6 +300,12 @@ class Bag(Family):
     model_types = ("slimtune-bag",)
     embedding_norm = "norm"
 
+    @property
+    def default_lr(self) -> float:
+        from slimtune.models.bag import BAG_LR  # embeddings and a head: far larger steps than an encoder
+
+        return BAG_LR
+
     def base(self, model):
         return model  # no base model inside: the embeddings sit on the classifier itself
 
@@ -308,6 +317,14 @@ class Bag(Family):
 
 
 FAMILIES: tuple[Family, ...] = (Bert(), DistilBert(), MPNet(), DebertaV2(), ModernBert(), Bag())
+
+
+def family_lr(config) -> float | None:
+    """The family's own default learning rate, or None (an unknown family too: the width rule)."""
+    try:
+        return family_of(config).default_lr
+    except SlimtuneError:
+        return None
 
 
 def supported() -> list[str]:

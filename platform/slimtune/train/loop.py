@@ -175,11 +175,14 @@ def with_lr(spec: TrainSpec, model) -> TrainSpec:
     width. Every training entry point calls it, and the result records the rate it used."""
     if spec.lr is not None:
         return spec
-    if getattr(getattr(model, "config", None), "model_type", None) == "slimtune-bag":
-        from slimtune.models.bag import BAG_LR  # embeddings and a head: far larger steps than an encoder
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "model_type", None):
+        from slimtune.models.families import family_lr
 
-        log.info(f"learning rate {BAG_LR:g} (chosen for a zero-layer student; set --lr to change)")
-        return replace(spec, lr=BAG_LR)
+        own = family_lr(config)  # a family whose rate does not follow its width (the zero-layer student)
+        if own is not None:
+            log.info(f"learning rate {own:g} (chosen for a {config.model_type} model; set --lr to change)")
+            return replace(spec, lr=own)
     hidden = getattr(getattr(model, "config", None), "hidden_size", 768)
     log.info(f"learning rate {auto_lr(hidden):g} (chosen for hidden size {hidden}; set --lr to change)")
     return replace(spec, lr=auto_lr(hidden))
