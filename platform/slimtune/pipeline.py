@@ -259,13 +259,24 @@ def _older(path: Path, than: Path) -> bool:
     return path.exists() and than.exists() and path.stat().st_mtime < than.stat().st_mtime
 
 
+def _bundle_keys(out: Path, manifests: dict):
+    """(key, folder, precision) of every bundle to compare: NAME/fp32 and NAME/int8 where the
+    model file is there, and the linear bundle as `linear` (precision None: no ONNX model)."""
+    for name in manifests:
+        folder = _bundle_dir(out, name)
+        if name == LINEAR:
+            yield name, folder, None
+            continue
+        for kind, file in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
+            if (folder / file).exists():
+                yield f"{name}/{kind}", folder, kind
+
+
 def _still_fresh(path: Path, out: Path, manifests: dict) -> bool:
     """compare.json measured these very bundles: the same ones (a linear model switched on or off
     changes the set), none written since, and by this version (latency from text is there)."""
     rows = json.loads(path.read_text()).get("rows", {})
-    expected = {LINEAR} if LINEAR in manifests else set()
-    expected |= {f"{n}/{p}" for n in manifests if n != LINEAR for p in ("fp32", "int8")
-                 if (_bundle_dir(out, n) / ("model.onnx" if p == "fp32" else "model.int8.onnx")).exists()}
+    expected = {key for key, _, _ in _bundle_keys(out, manifests)}
     return (set(rows) == expected and all("latency_ms_text" in r for r in rows.values())
             and not any(_older(path, _bundle_dir(out, n) / "manifest.json") for n in manifests))
 
@@ -293,16 +304,10 @@ def _compare_stage(job: JobSpec, data, manifests: dict, out: Path, resume: bool)
     _stage(6, f"scoring every bundle on validation and timing it interleaved, {e.rounds} rounds, "
               f"{e.threads or 'all'} thread(s), fixed shape and from text")
     models, loaded = {}, {}
-    for name in manifests:
-        folder = _bundle_dir(out, name)
-        for kind, file in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
-            if (folder / file).exists():
-                if name != LINEAR:
-                    models[f"{name}/{kind}"] = folder / file
-                loaded[f"{name}/{kind}" if name != LINEAR else name] = load_bundle(folder, int8=kind == "int8",
-                                                                                   threads=e.threads, check=False)
-        if name == LINEAR:
-            loaded[name] = load_bundle(folder, check=False)
+    for key, folder, kind in _bundle_keys(out, manifests):
+        if kind is not None:  # an ONNX model to time at the fixed shape too
+            models[key] = folder / ("model.onnx" if kind == "fp32" else "model.int8.onnx")
+        loaded[key] = load_bundle(folder, int8=kind == "int8", threads=e.threads, check=False)
     latency = interleaved_latency(models, seq=e.seq, threads=e.threads, rounds=e.rounds)
     from_text = text_latency(loaded, _latency_texts(data, job.alternatives.latency_texts), rounds=e.rounds)
     val_texts = list(data.validation["text"])
