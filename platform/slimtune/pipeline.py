@@ -192,8 +192,9 @@ def _winners_stage(job: JobSpec, data, winners: list[Winner], out: Path) -> list
     todo = [w for w in winners if not finished(w)]
     _stage(4, f"distilling {len(winners)} winner(s) again for {job.winners.epochs} epochs"
               + (f" ({len(winners) - len(todo)} already done)" if len(todo) < len(winners) else ""))
-    # every training row of the job's data and no step cap: the full budget
-    final = replace(job.search, out=str(out / "final"), max_train_samples=None, max_steps=None)
+    # every training row and transfer text of the job's data and no step cap: the full budget
+    final = replace(job.search, out=str(out / "final"), max_train_samples=None, max_unlabeled_samples=None,
+                    max_steps=None)
     shared = build_shared(final, data, measure_teacher=False)[0] if todo else None
     for w in winners:
         folder = out / "final" / w.name

@@ -20,12 +20,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_data_flags(parser) -> None:
+def _add_data_flags(parser, transfer: bool = False) -> None:
     parser.add_argument("--data", required=True, help="builtin:tweets|reuters-r8|20news, a CSV/TSV/JSON/JSONL/Parquet file, a folder with train.* [validation.* test.*], a save_to_disk folder, or hf:NAME[:CONFIG]")
     parser.add_argument("--text-column", help="column with the text (default: text, or the built-in dataset's)")
     parser.add_argument("--label-column", help="column with the label (default: label, or the built-in dataset's)")
     parser.add_argument("--max-train-samples", type=int, metavar="N", help="stratified subsample of the training split")
     parser.add_argument("--seed", type=int, help="seed of splits, shuffling and initialisation (default 42)")
+    parser.add_argument("--truncation", choices=("head", "head_tail"),
+                        help="how a text longer than --max-length is cut: its first tokens (head, the default), or "
+                             "the first quarter and last three quarters of the budget (head_tail: long documents)")
+    if transfer:  # the stages that distil
+        parser.add_argument("--unlabeled", metavar="FILE|FOLDER", help="unlabelled text to distil on (the teacher labels it): "
+                            "a .txt file (one text a line), a CSV/Parquet file's --text-column, or a folder of them")
+        parser.add_argument("--max-unlabeled-samples", type=int, metavar="N",
+                            help="cap on the transfer set: the --unlabeled texts and the training rows beyond "
+                                 "--max-train-samples, labels hidden (default: all; 0: none)")
 
 
 def _add_storage_flag(parser) -> None:
@@ -85,7 +94,7 @@ def _prune_parser(sub) -> None:
     p = _stage_parser(sub, "prune", help="remove attention heads, FFN neurons and layers for real",
                       description="Structured pruning: physically remove heads, FFN neurons and whole layers. Writes DIR/model/ and DIR/metrics.json (with encoder_flops, size_mb, num_parameters and the teacher's figures).")
     p.add_argument("--model", required=True, help="a fine-tuned model folder (e.g. a finetune output)")
-    _add_data_flags(p)
+    _add_data_flags(p, transfer=True)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--heads", type=float, metavar="R", help="fraction of attention heads removed (each layer keeps one; default 0)")
     p.add_argument("--ffn", type=float, metavar="R", help="fraction of FFN neurons removed (default 0)")
@@ -123,7 +132,7 @@ def _distill_parser(sub) -> None:
                       description="Knowledge distillation on the training loop (here or on Ray Train). Writes DIR/model/ and DIR/metrics.json (with encoder_flops, size_mb and the teacher's figures).")
     p.add_argument("--teacher", required=True, help="a fine-tuned model folder")
     p.add_argument("--student", required=True, help="a model folder (e.g. prune output), a model name (builtin:minilm-l6), or random:layers=4,hidden=256,heads=4,ffn=1024")
-    _add_data_flags(p)
+    _add_data_flags(p, transfer=True)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--epochs", type=int, help="passes over the training data (default 3); with --patience, the most")
     p.add_argument("--patience", type=int, help="stop after this many epochs without a better validation score (default: run every epoch)")
@@ -350,7 +359,7 @@ def _search_parser(sub) -> None:
     p = _stage_parser(sub, "search", help="search students with Ray Tune + Optuna over several objectives",
                       description="Multi-objective search (accuracy up, latency down, size optionally). Writes DIR/trials.csv, DIR/pareto.json, DIR/pareto.png; the front's models stay in DIR/trials/.")
     p.add_argument("--teacher", required=True, help="a fine-tuned model folder")
-    _add_data_flags(p)
+    _add_data_flags(p, transfer=True)
     p.add_argument("--space", required=True, help="a search space file, e.g. search_spaces/full.py")
     p.add_argument("--reference", metavar="DIR",
                    help="a small model fine-tuned directly on this data; spaces may start students from it (teacher.reference)")

@@ -3,13 +3,15 @@
 Sources: `builtin:NAME`; a CSV, TSV, JSON, JSONL or Parquet file; a folder with `train.*` and
 optional `validation.*` / `test.*`; a `datasets.save_to_disk` folder; `hf:NAME[:CONFIG]`.
 Everything becomes three pandas frames with a `text` column (str) and a `label` column (int id
-into `label_names`). Checks run here, before any model is loaded, so bad input fails in seconds.
+into `label_names`), plus the transfer set: texts without labels (`unlabeled=` and the labelled
+rows beyond `max_train_samples`) that distillation learns from through the teacher's logits.
+Checks run here, before any model is loaded, so bad input fails in seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ import pandas as pd
 from slimtune import log
 from slimtune.data.builtin import load_builtin
 from slimtune.data.split import stratified_pick
+from slimtune.data.truncation import TRUNCATIONS
 from slimtune.errors import SlimtuneError
 
 FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
@@ -51,6 +54,17 @@ class DataSpec:
     """Stratified subsample of the training split (after the held-out splits are taken)."""
     seed: int = 42
     """Seed of every split and subsample."""
+    unlabeled: str | None = None
+    """Unlabelled text from the same source, for distillation (the teacher labels it, students learn
+    its logits): a .txt file (one text a line), a CSV/TSV/JSON/JSONL/Parquet file (its `text_column`,
+    else `text`), or a folder of such files."""
+    truncation: str = "head"
+    """How a text longer than `max_length` tokens is cut: head (its first tokens) or head_tail (the
+    first quarter and the last three quarters of the budget: better on long documents, whose end
+    often says what they are about). Recorded in every model and bundle; the runtime applies it."""
+    max_unlabeled_samples: int | None = None
+    """Cap on the transfer set (seeded sample). It holds the `unlabeled` texts and the training rows
+    beyond `max_train_samples` with their labels hidden; 0 turns it off; None keeps every text."""
 
     def __post_init__(self):
         if not self.source:
@@ -63,6 +77,14 @@ class DataSpec:
             raise SlimtuneError(
                 f"--max-train-samples: must be at least 2, got {self.max_train_samples}"
             )
+        if self.truncation not in TRUNCATIONS:
+            raise SlimtuneError(f"--truncation: {' or '.join(TRUNCATIONS)}, not {self.truncation!r}")
+        if self.max_unlabeled_samples is not None and self.max_unlabeled_samples < 0:
+            raise SlimtuneError(f"max_unlabeled_samples: 0 or more (0 turns the transfer set off), "
+                                f"got {self.max_unlabeled_samples}")
+        if self.unlabeled is not None and not Path(self.unlabeled).expanduser().exists():
+            raise SlimtuneError(f"--unlabeled: {self.unlabeled} does not exist; give a text file (one text a "
+                                "line), a CSV/Parquet file with a text column, or a folder of them")
 
 
 def as_data_spec(value):
@@ -82,14 +104,19 @@ class TextData:
     """How each split was obtained (source or seed, fraction, row indices): saved with outputs."""
     fingerprint: str = ""
     """sha256 over every split's texts and labels, to tell later which data a model saw."""
+    unlabeled: tuple[str, ...] = ()
+    """The transfer set: texts without labels, none equal to a validation, test or training text."""
+    truncation: str = "head"
+    """DataSpec.truncation: how every encoding of these texts cuts a long one."""
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
 
     def summary(self) -> str:
+        transfer = f" + {len(self.unlabeled)} unlabelled" if self.unlabeled else ""
         return (
-            f"{len(self.train)} train / {len(self.validation)} validation / {len(self.test)} test, "
+            f"{len(self.train)} train{transfer} / {len(self.validation)} validation / {len(self.test)} test, "
             f"{self.num_labels} labels"
         )
 
@@ -97,7 +124,7 @@ class TextData:
 # ---------------------------------------------------------------- reading raw splits
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _read_file(path: Path, flag: str = "--data") -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
@@ -114,15 +141,15 @@ def _read_file(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
     except UnicodeDecodeError as exc:
         raise SlimtuneError(
-            f"--data: {path} is not UTF-8 text (byte {exc.start}); re-save it as UTF-8"
+            f"{flag}: {path} is not UTF-8 text (byte {exc.start}); re-save it as UTF-8"
         ) from None
     except pd.errors.EmptyDataError:
-        raise SlimtuneError(f"--data: {path} is empty; give a file with a header and rows") from None
+        raise SlimtuneError(f"{flag}: {path} is empty; give a file with a header and rows") from None
     except (ValueError, pd.errors.ParserError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SlimtuneError(f"--data: cannot read {path} as {suffix[1:]}: {first}") from None
+        raise SlimtuneError(f"{flag}: cannot read {path} as {suffix[1:]}: {first}") from None
     raise SlimtuneError(
-        f"--data: unknown file format '{suffix or path.name}'; use one of {', '.join(FILE_SUFFIXES)}"
+        f"{flag}: unknown file format '{suffix or path.name}'; use one of {', '.join(FILE_SUFFIXES)}"
     )
 
 
@@ -264,18 +291,77 @@ def _hold_out(frame: pd.DataFrame, n_pick: int, seed: int):
     return frame.iloc[rest].reset_index(drop=True), frame.iloc[picked].reset_index(drop=True), picked
 
 
-def subsample_train(data: TextData, rows: int | None, seed: int) -> TextData:
-    """The same data with a stratified subsample of `rows` training rows (validation and test as
-    they are): a search trains its trials on fewer rows than the data a job loaded once."""
+def _sample(texts: tuple[str, ...], rows: int | None, seed: int) -> tuple[str, ...]:
+    """A seeded sample of `rows` texts in their order (all when rows is None or not fewer)."""
+    if rows is None or rows >= len(texts):
+        return texts
+    keep = np.sort(np.random.default_rng(seed).permutation(len(texts))[:rows])
+    return tuple(texts[i] for i in keep)
+
+
+def subsample_train(data: TextData, rows: int | None, seed: int, unlabeled_rows: int | None = None) -> TextData:
+    """The same data with a stratified subsample of `rows` training rows and a sample of
+    `unlabeled_rows` transfer texts (validation and test as they are): a search trains its trials
+    on fewer rows than the data a job loaded once. The labelled rows left out are not added to the
+    transfer set here: a trial's budget is the search's."""
+    unlabeled = _sample(data.unlabeled, unlabeled_rows, seed)
     if not rows or rows >= len(data.train):
-        return data
+        return data if unlabeled is data.unlabeled else replace(data, unlabeled=unlabeled)
     if rows < data.num_labels:
         raise SlimtuneError(f"--max-train-samples: {rows} is fewer than the {data.num_labels} classes; raise it")
     _, train, _ = _hold_out(data.train, rows, seed)
     frames = {"train": train, "validation": data.validation, "test": data.test}
     info = {**data.split_info, "train_subsample": {"rows": rows, "seed": seed}, "train": {"rows": rows}}
-    return TextData(train=train, validation=data.validation, test=data.test, label_names=data.label_names,
-                    split_info=info, fingerprint=_fingerprint(frames))
+    return replace(data, train=train, split_info=info, fingerprint=_fingerprint(frames), unlabeled=unlabeled)
+
+
+UNLABELED_SUFFIXES = (".txt",) + FILE_SUFFIXES
+
+
+def read_unlabeled(source: str, text_column: str | None) -> list[str]:
+    """Texts of `--unlabeled`: a .txt file (one text a line), a table's text column, or a folder of those."""
+    path = Path(source).expanduser()
+    files = sorted(f for f in path.iterdir() if f.suffix.lower() in UNLABELED_SUFFIXES) if path.is_dir() else [path]
+    if not files:
+        raise SlimtuneError(f"--unlabeled: folder {source} holds no {', '.join(UNLABELED_SUFFIXES)} file")
+    texts: list[str] = []
+    for file in files:
+        if file.suffix.lower() == ".txt":
+            try:
+                texts += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            except UnicodeDecodeError as exc:
+                raise SlimtuneError(f"--unlabeled: {file} is not UTF-8 text (byte {exc.start}); re-save it as UTF-8") from None
+            continue
+        frame = _read_file(file, "--unlabeled")
+        column = text_column or "text"
+        if column not in frame.columns:
+            there = ", ".join(map(str, frame.columns)) or "none"
+            raise SlimtuneError(f"--unlabeled: column '{column}' not found in {file} (columns: {there}); "
+                                "name the text column with --text-column (the labelled data's too)")
+        texts += [t for t in frame[column].fillna("").astype(str) if t.strip()]
+    return texts
+
+
+def _transfer_set(spec: DataSpec, beyond_cap: list[str], text_column: str | None,
+                  labelled: TextData) -> tuple[tuple[str, ...], dict]:
+    """The transfer set: the training rows beyond the cap (labels hidden) and the `unlabeled` texts,
+    minus any text equal to a validation or test text (they would leak into the students' scores)
+    or to a labelled training text, once each, capped by a seeded sample."""
+    if spec.max_unlabeled_samples == 0:
+        return (), {}
+    given = read_unlabeled(spec.unlabeled, text_column) if spec.unlabeled else []
+    held_out = set(labelled.validation["text"]) | set(labelled.test["text"])
+    candidates = dict.fromkeys(beyond_cap + given)  # in order, once each
+    leaking = [t for t in candidates if t in held_out]
+    if leaking:
+        log.info(f"transfer set: dropped {len(leaking):,} text(s) equal to a validation or test text")
+    known = set(labelled.train["text"])
+    texts = tuple(t for t in candidates if t not in held_out and t not in known)
+    capped = _sample(texts, spec.max_unlabeled_samples, spec.seed)
+    info = {"rows": len(capped), "beyond_max_train_samples": len(beyond_cap), "from_unlabeled": len(given),
+            "dropped_equal_to_validation_or_test": len(leaking), "source": spec.unlabeled,
+            "capped_from": len(texts) if len(capped) < len(texts) else None}
+    return capped, info
 
 
 def load_data(spec: DataSpec) -> TextData:
@@ -341,7 +427,15 @@ def load_data(spec: DataSpec) -> TextData:
         label_names=tuple(names),
         split_info=split_info,
         fingerprint=_fingerprint(frames),
+        truncation=spec.truncation,
     )
+    beyond_cap: list[str] = []
+    if spec.max_train_samples and spec.max_train_samples < len(train):
+        rest = stratified_pick(train["label"].to_numpy(), spec.max_train_samples, spec.seed)[0]
+        beyond_cap = list(train["text"].iloc[rest])
     data = subsample_train(data, spec.max_train_samples, spec.seed)
+    unlabeled, info = _transfer_set(spec, beyond_cap, spec.text_column or default_text, data)
+    if unlabeled:
+        data = replace(data, unlabeled=unlabeled, split_info={**data.split_info, "unlabeled": info})
     log.info(f"data {spec.source}: {data.summary()}")
     return data

@@ -1,6 +1,7 @@
 """Teacher outputs for every training example, computed once and kept on disk.
 
-- logits: (examples, labels) float32;
+- logits: (examples, labels) float32, in shards keyed by each text's token ids, so a transfer set
+  of any size is labelled once by the teacher and a killed pass resumes (`teacher_logits`);
 - hidden states: a layer's output at every real token, in fp16, one file per layer, ragged
   (examples' tokens end to end plus offsets), so hidden-state distillation reads its targets
   instead of running the teacher each step. A 2,000-row, 128-token MPNet split is about 0.4 GB
@@ -8,7 +9,8 @@
   search's students map to varying layers), else only the layers asked for.
 
 The key covers everything they depend on: the teacher's weights (path, size, mtime), the
-data (fingerprint of texts, labels and splits) and tokenization (max length). A search that
+data (fingerprint of texts, labels and splits; for logits each text's tokens) and tokenization
+(max length). A search that
 distils many students from one teacher pays for the teacher's forward passes once.
 """
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import math
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,11 +33,7 @@ from slimtune.models.builtin import cache_dir
 
 
 def cache_key(teacher_dir: str, data_fingerprint: str, max_length: int) -> str:
-    weights = Path(teacher_dir) / "model.safetensors"
-    stat = weights.stat() if weights.exists() else None
-    parts = [str(Path(teacher_dir).resolve()), str(stat.st_size if stat else ""), str(stat.st_mtime_ns if stat else ""),
-             data_fingerprint, str(max_length)]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return hashlib.sha256(f"{teacher_key(teacher_dir)}|{data_fingerprint}|{max_length}".encode()).hexdigest()[:24]
 
 
 @torch.no_grad()
@@ -52,20 +52,85 @@ def compute_logits(teacher, split, pad_token_id: int, batch_size: int = 64, devi
     return logits
 
 
-def teacher_logits(teacher, teacher_dir: str, split, pad_token_id: int, data_fingerprint: str, max_length: int) -> torch.Tensor:
-    """Cached logits when the key matches, else computed now and stored atomically."""
-    path = cache_dir() / "teacher_logits" / f"{cache_key(teacher_dir, data_fingerprint, max_length)}.safetensors"
-    if path.exists():
-        logits = load_file(path)["logits"]
-        if logits.shape[0] == len(split):
-            log.info(f"teacher logits from cache ({path.name})")
-            return logits
-    logits = compute_logits(teacher, split, pad_token_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def teacher_key(teacher_dir: str) -> str:
+    """The teacher's weights: path, size and modification time."""
+    weights = Path(teacher_dir) / "model.safetensors"
+    stat = weights.stat() if weights.exists() else None
+    parts = [str(Path(teacher_dir).resolve()), str(stat.st_size if stat else ""), str(stat.st_mtime_ns if stat else "")]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def row_keys(split) -> torch.Tensor:
+    """(examples,) int64: a hash of each example's token ids, i.e. of its text and its tokenization
+    (tokenizer, length, truncation) at once."""
+    import numpy as np
+
+    return torch.tensor([int.from_bytes(hashlib.blake2b(np.asarray(ids, dtype=np.int32).tobytes(), digest_size=8)
+                                        .digest(), "little", signed=True) for ids in split.input_ids])
+
+
+SHARD_ROWS = 4096
+"""Texts per shard of the logits cache: a kill loses at most one shard of teacher passes."""
+
+
+def teacher_logits(teacher, teacher_dir: str, split, pad_token_id: int) -> torch.Tensor:
+    """(examples, labels) float32 logits of `split`, from the cache where they are, else computed now.
+
+    The cache holds shards of (row key, logits) under the teacher's key; any shard's rows serve any
+    split, so a changed or grown transfer set computes only its new texts, and a run killed during
+    the teacher's pass resumes from the shards it wrote (each written atomically)."""
+    folder = cache_dir() / "teacher_logits" / teacher_key(teacher_dir)
+    keys = row_keys(split)
+    with _locked(folder / "pass"):
+        known = _read_shards(folder)
+        missing = sorted({int(k) for k in keys} - known.keys())
+        if missing:
+            where = {}
+            for i, k in enumerate(keys.tolist()):
+                where.setdefault(k, i)
+            rows = [where[k] for k in missing]
+            shards = math.ceil(len(rows) / SHARD_ROWS)
+            note = f" ({len(keys) - len(rows):,} from the cache)" if len(rows) < len(keys) else ""
+            log.info(f"teacher logits over {len(rows):,} texts{note}: {shards} shard(s) of {SHARD_ROWS:,}")
+            started = time.perf_counter()
+            for n, start in enumerate(range(0, len(rows), SHARD_ROWS)):
+                part = rows[start : start + SHARD_ROWS]
+                logits = compute_logits(teacher, _Rows(split, part), pad_token_id)
+                _write_shard(folder, keys[part], logits)
+                known.update(zip(keys[part].tolist(), logits))
+                if shards > 1:
+                    left = (time.perf_counter() - started) / (n + 1) * (shards - n - 1)
+                    log.info(f"teacher logits: shard {n + 1}/{shards} written, eta {log.format_seconds(left)}")
+    return torch.stack([known[k] for k in keys.tolist()]).float()
+
+
+class _Rows:
+    """Some rows of a split, as compute_logits reads them."""
+
+    def __init__(self, split, rows: list[int]):
+        self.input_ids = [split.input_ids[i] for i in rows]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int):
+        return self.input_ids[i], 0, i
+
+
+def _read_shards(folder: Path) -> dict[int, torch.Tensor]:
+    known: dict[int, torch.Tensor] = {}
+    for path in sorted(folder.glob("shard-*.safetensors")):
+        entry = load_file(path)
+        known.update(zip(entry["keys"].tolist(), entry["logits"]))
+    return known
+
+
+def _write_shard(folder: Path, keys: torch.Tensor, logits: torch.Tensor) -> None:
+    name = hashlib.sha256(keys.numpy().tobytes()).hexdigest()[:16]
+    path = folder / f"shard-{name}.safetensors"
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({"logits": logits.contiguous()}, tmp)
+    save_file({"keys": keys.contiguous(), "logits": logits.contiguous()}, tmp)
     os.replace(tmp, path)
-    return logits
 
 
 class HiddenCache:
@@ -129,7 +194,12 @@ def _locked(path: Path):
 
 def teacher_hidden(teacher, teacher_dir: str, split, pad_token_id: int, data_fingerprint: str, max_length: int,
                    layers: list[int]) -> HiddenCache:
-    """The cached hidden states of `layers` (0-based encoder layers), computed on a miss."""
+    """The cached hidden states of `layers` (0-based encoder layers), computed on a miss: of the
+    labelled rows only (a transfer set teaches through the logits alone)."""
+    from slimtune.data.tokenize import EncodedSplit
+
+    if split.labelled() < len(split):
+        split = EncodedSplit(split.input_ids[: split.labelled()], split.labels[: split.labelled()])
     key = cache_key(teacher_dir, data_fingerprint, max_length)
     folder = cache_dir() / "teacher_hidden"
     path = lambda layer: folder / f"{key}-layer{layer}.safetensors"  # noqa: E731

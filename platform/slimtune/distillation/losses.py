@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slimtune.data.tokenize import UNLABELED
+
 
 @dataclass(frozen=True)
 class LossSpec:
@@ -50,13 +52,17 @@ def _zscore(logits: torch.Tensor) -> torch.Tensor:
 
 
 def logit_loss(student, teacher, labels, temperature: float, alpha: float, standardize: bool = False) -> torch.Tensor:
+    """Mean over the batch of alpha * KL * T^2 + (1 - alpha) * cross-entropy per labelled row, and of
+    KL * T^2 alone per transfer row (label UNLABELED): it has no label to mix in."""
     t = temperature
     s_soft, t_soft = student.float(), teacher.float()
     if standardize and student.shape[-1] > 2:
         s_soft, t_soft = _zscore(s_soft), _zscore(t_soft)
-    soft = F.kl_div(F.log_softmax(s_soft / t, -1), F.softmax(t_soft / t, -1), reduction="batchmean")
-    hard = F.cross_entropy(student.float(), labels)
-    return alpha * soft * t * t + (1 - alpha) * hard
+    soft = F.kl_div(F.log_softmax(s_soft / t, -1), F.softmax(t_soft / t, -1), reduction="none").sum(-1) * t * t
+    labelled = labels != UNLABELED
+    hard = F.cross_entropy(student.float(), labels, ignore_index=UNLABELED, reduction="none")  # 0 where unlabelled
+    per_row = torch.where(labelled, alpha * soft + (1 - alpha) * hard, soft)
+    return per_row.mean()
 
 
 def hidden_loss(student_states, teacher_states, mask) -> torch.Tensor:
@@ -147,14 +153,19 @@ class DistillLoss:
             target = live.logits
         s = self.spec
         loss = logit_loss(out.logits, target, batch["labels"], s.temperature, s.alpha, s.standardize)
-        mask = batch["attention_mask"]
+        # hidden states and attention maps: of the labelled rows only (the transfer set's hidden
+        # states are not cached, and it teaches through the logits alone)
+        rows = (batch["labels"] != UNLABELED).nonzero().flatten()
+        if not len(rows) or not (s.hidden_weight > 0 or s.attention_weight > 0):
+            return loss
+        mask = batch["attention_mask"][rows]
         if s.hidden_weight > 0:
             if self.teacher_hidden is not None:
-                teacher_states = [h.to(device) for h in self.teacher_hidden.batch(batch["index"], mask, self.layer_map)]
+                teacher_states = [h.to(device) for h in self.teacher_hidden.batch(batch["index"][rows], mask, self.layer_map)]
             else:
-                teacher_states = [live.hidden_states[t + 1] for t in self.layer_map]
-            loss = loss + s.hidden_weight * hidden_loss(out.hidden, teacher_states, mask)
+                teacher_states = [live.hidden_states[t + 1][rows] for t in self.layer_map]
+            loss = loss + s.hidden_weight * hidden_loss([h[rows] for h in out.hidden], teacher_states, mask)
         if s.attention_weight > 0:
-            teacher_maps = [live.attentions[t] for t in self.layer_map]
-            loss = loss + s.attention_weight * attention_loss(out.attentions, teacher_maps, mask)
+            teacher_maps = [live.attentions[t][rows] for t in self.layer_map]
+            loss = loss + s.attention_weight * attention_loss([a[rows] for a in out.attentions], teacher_maps, mask)
         return loss

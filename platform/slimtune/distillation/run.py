@@ -137,14 +137,17 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     attn = "eager" if spec.loss.attention_weight > 0 else None  # sdpa returns no attention maps
     teacher_tok = load_tokenizer(teacher_dir, "--teacher")
     teacher = load_classifier(teacher_dir, data.label_names, attn).eval()
-    t_enc = encode_data(data, teacher_tok, spec.max_length)
+    t_enc = encode_data(data, teacher_tok, spec.max_length, transfer=True)
     teacher_report = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id)
     log.info(f"teacher: test accuracy {teacher_report['accuracy']:.4f}, {teacher_report['encoder_flops'] / 1e9:.2f} GFLOPs")
-    logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id, data.fingerprint, spec.max_length)
+    if data.unlabeled:
+        log.info(f"distilling on {len(data.train):,} labelled rows and {len(data.unlabeled):,} transfer texts "
+                 "(the teacher's logits only)")
+    logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id)
 
     torch.manual_seed(spec.train.seed)
     student, tok, student_src = _student(spec, teacher_dir, teacher_tok, data.label_names, attn)
-    enc = t_enc if tok is teacher_tok else encode_data(data, tok, spec.max_length)
+    enc = t_enc if tok is teacher_tok else encode_data(data, tok, spec.max_length, transfer=True)
     mapping = _layer_map(spec, student_src, len(encoder_layers(student)), len(encoder_layers(teacher)))
     same_tokens = tok is teacher_tok or enc["train"].input_ids == t_enc["train"].input_ids
     if (spec.loss.hidden_weight or spec.loss.attention_weight) and not same_tokens:
@@ -179,6 +182,8 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
         "accuracy_retained": report["accuracy"] / teacher_report["accuracy"] if teacher_report["accuracy"] else 0.0,
         "flops_ratio": report["encoder_flops"] / teacher_report["encoder_flops"],
         "layer_map": mapping,
+        "labelled_rows": len(data.train),
+        "transfer_rows": len(data.unlabeled),
         "best_epoch": record.best_epoch,
         "validation": record.best_metrics,
         "history": record.history,

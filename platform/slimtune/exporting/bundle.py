@@ -72,12 +72,24 @@ def _git_commit() -> str | None:
         return None
 
 
-def _feeds(tokenizer, texts: list[str], max_length: int, batch: int) -> list[dict]:
+def _feeds(tokenizer, texts: list[str], max_length: int, batch: int, truncation: str = "head") -> list[dict]:
+    import numpy as np
+
+    from slimtune.data.truncation import encode_ids
+
     feeds = []
     for start in range(0, len(texts), batch):
-        enc = tokenizer(texts[start : start + batch], truncation=True, max_length=max_length, padding=True,
-                        return_tensors="np", return_token_type_ids=False)
-        feeds.append({"input_ids": enc["input_ids"].astype("int64"), "attention_mask": enc["attention_mask"].astype("int64")})
+        chunk = texts[start : start + batch]
+        if truncation == "head":
+            ids = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
+        else:
+            ids = encode_ids(tokenizer, chunk, max_length, truncation)
+        longest = max(len(x) for x in ids)
+        input_ids = np.full((len(ids), longest), tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(ids), longest), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)], mask[row, : len(seq)] = seq, 1
+        feeds.append({"input_ids": input_ids, "attention_mask": mask})
     return feeds
 
 
@@ -148,6 +160,7 @@ def run_export(spec: ExportSpec, data=None) -> dict:
     config = load_config(resolved)
     labels = [config.id2label[i] for i in range(config.num_labels)]
     max_length = int(info.get("max_length", 128))
+    truncation = info.get("truncation", "head")  # as the model was trained; the runtime cuts the same way
     if spec.data is not None and data is None:
         from slimtune.data import load_data
 
@@ -158,7 +171,7 @@ def run_export(spec: ExportSpec, data=None) -> dict:
     tokenizer = load_tokenizer(resolved)
     model = load_classifier(resolved, tuple(labels)).eval()
     texts = list(data.test["text"][: spec.max_parity_texts]) if data is not None else SAMPLE_TEXTS
-    feeds = _feeds(tokenizer, texts, max_length, 1)[:8] + _feeds(tokenizer, texts, max_length, 16)
+    feeds = _feeds(tokenizer, texts, max_length, 1, truncation)[:8] + _feeds(tokenizer, texts, max_length, 16, truncation)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
@@ -177,7 +190,7 @@ def run_export(spec: ExportSpec, data=None) -> dict:
             int8_path = tmp / "model.int8.onnx"
             # From the plain export: the quantizer cannot type the fused com.microsoft ops.
             if spec.static_int8:
-                calib = _feeds(tokenizer, list(data.train["text"][:256]), max_length, 16)
+                calib = _feeds(tokenizer, list(data.train["text"][:256]), max_length, 16, truncation)
                 quantize_static_int8(plain, int8_path, calib)
             else:
                 quantize_dynamic_int8(plain, int8_path)
@@ -194,6 +207,7 @@ def run_export(spec: ExportSpec, data=None) -> dict:
             "format": "slimtune-bundle/1",
             "labels": labels,
             "max_length": max_length,
+            "truncation": truncation,
             "pad_token_id": int(tokenizer.pad_token_id or 0),
             "opset": OPSET,
             "parity_max_abs_diff": report["max_abs_diff"],

@@ -136,6 +136,7 @@ class Bundle:
         from tokenizers import Tokenizer
 
         self.max_length = int(self.manifest.get("max_length", 128))
+        self.truncation = self.manifest.get("truncation", "head")  # how training cut long texts
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.no_padding()  # we pad per batch ourselves, to the batch's longest text
@@ -150,7 +151,7 @@ class Bundle:
 
     def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Token ids padded to the longest text of the batch (as in training)."""
-        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        ids = self._ids(list(texts))
         longest = max(len(x) for x in ids)
         input_ids = np.full((len(ids), longest), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), longest), dtype=np.int64)
@@ -158,6 +159,15 @@ class Bundle:
             input_ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
         return {"input_ids": input_ids, "attention_mask": mask}
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        if self.truncation == "head":
+            if len(texts) == 1:  # one request: no batch machinery
+                return [self.tokenizer.encode(texts[0]).ids]
+            return [e.ids for e in self.tokenizer.encode_batch(texts)]
+        from slimtune.data.truncation import encode_ids  # the function training used
+
+        return encode_ids(self.tokenizer, texts, self.max_length, self.truncation)
 
     def logits(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         out = []
@@ -172,7 +182,7 @@ class Bundle:
 
     def classify(self, text: str) -> int:
         """One raw text in, one label index out (tokenizer included): what a device runs per request."""
-        ids = np.asarray([self.tokenizer.encode(text).ids], dtype=np.int64)
+        ids = np.asarray(self._ids([text]), dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         return int(self.session.run(["logits"], feed)[0][0].argmax())
 

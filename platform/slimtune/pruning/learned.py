@@ -364,16 +364,15 @@ def run_learned(spec, data) -> dict:
                       num_heads=config.num_attention_heads, seq=spec.seq, threads=spec.threads, batch=1,
                       precision="fp32")
     tokenizer, teacher_tok = load_tokenizer(resolved), load_tokenizer(teacher_dir, "--teacher")
-    encoded = encode_data(data, tokenizer, spec.max_length)
+    encoded = encode_data(data, tokenizer, spec.max_length, transfer=True)  # the transfer set teaches the gates too
     same = teacher_dir == resolved
-    t_enc = encoded if same else encode_data(data, teacher_tok, spec.max_length)
+    t_enc = encoded if same else encode_data(data, teacher_tok, spec.max_length, transfer=True)
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     model = load_classifier(resolved, data.label_names)
     pad = tokenizer.pad_token_id
     before = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id)
     log.info(f"teacher: test accuracy {before['accuracy']:.4f}")
-    logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id, data.fingerprint,
-                            spec.max_length)
+    logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id)
     if latency is None:
         log.info(f"profiling {resolved} under ONNX Runtime ({spec.threads} thread(s), {spec.seq} tokens) for the "
                  "latency model; pass --latency-model to reuse one")

@@ -141,7 +141,8 @@ def _calibration(encoded_train, pad_token_id: int, batch_size: int, n_batches: i
 
     from slimtune.data.tokenize import PadCollator
 
-    order = torch.randperm(len(encoded_train), generator=torch.Generator().manual_seed(seed)).tolist()
+    # labelled rows only: the gradients that score units need a label
+    order = torch.randperm(encoded_train.labelled(), generator=torch.Generator().manual_seed(seed)).tolist()
     collate = PadCollator(pad_token_id)
     picks = order[: batch_size * n_batches]
     return [collate([encoded_train[i] for i in picks[s : s + batch_size]]) for s in range(0, len(picks), batch_size)]
@@ -282,8 +283,8 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     if spec.vocab == "data":
         from slimtune.models.vocab import coverage, prune_to_data, read_extra_texts
 
-        model, tokenizer, vocab = prune_to_data(model, tokenizer, encoded["train"], read_extra_texts(spec.vocab_extra),
-                                                spec.max_length)
+        extra = read_extra_texts(spec.vocab_extra) + list(data.unlabeled)  # the transfer set's pieces too
+        model, tokenizer, vocab = prune_to_data(model, tokenizer, encoded["train"], extra, spec.max_length)
         encoded = encode_data(data, tokenizer, spec.max_length)  # test texts may now split differently
         vocab["test_unknown_share"] = coverage(tokenizer, list(data.test["text"]), spec.max_length)["unknown_share"]
         log.info(f"vocabulary: {vocab['vocab_size']:,} of {vocab['vocab_size_before']:,} pieces kept; "

@@ -59,6 +59,9 @@ class SearchSpec:
     """Times a failing trial is retried before it is recorded as failed."""
     max_train_samples: int | None = 2000
     """Training rows each trial distils on (a stratified subsample; None: all)."""
+    max_unlabeled_samples: int | None = 2000
+    """Transfer-set texts (the data's unlabelled text) each trial distils on besides its labelled rows
+    (a seeded sample; None: all; 0: none). The winners distil on every text."""
     max_length: int = 128
     """Tokens per text."""
     vocab: str = "full"
@@ -108,6 +111,8 @@ class SearchSpec:
             raise SlimtuneError(f"--vocab: full or data, not {self.vocab}")
         if self.max_train_samples is not None and self.max_train_samples < 2:
             raise SlimtuneError(f"--max-train-samples: at least 2, got {self.max_train_samples}")
+        if self.max_unlabeled_samples is not None and self.max_unlabeled_samples < 0:
+            raise SlimtuneError(f"max_unlabeled_samples: 0 or more, got {self.max_unlabeled_samples}")
         if self.storage:
             resolve_storage(self.storage, Path(self.out))  # a bad scheme fails now
         if self.latency_model:
@@ -239,7 +244,7 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     `data`: already loaded TextData (the pipeline's); `saved`: teacher metrics of an earlier run
     of this search, reused as they are."""
     from slimtune.data import load_data, subsample_train
-    from slimtune.data.tokenize import encode_data
+    from slimtune.data.tokenize import encode_data, training_texts
     from slimtune.distillation.cache import teacher_logits
     from slimtune.models import load_classifier, load_tokenizer, resolve_model
     from slimtune.models.load import read_model_info
@@ -251,11 +256,14 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
         teacher_dir = str(Path(teacher_dir).resolve())
     data = data if data is not None else load_data(spec.data)
     known_test = _finetune_test_accuracy(teacher_dir, data.fingerprint, spec.max_length)
-    data = subsample_train(data, spec.max_train_samples, spec.seed)
+    data = subsample_train(data, spec.max_train_samples, spec.seed, spec.max_unlabeled_samples)
     tokenizer = load_tokenizer(teacher_dir, "--teacher")
     teacher = load_classifier(teacher_dir, data.label_names).eval()
-    encoded = encode_data(data, tokenizer, spec.max_length)
-    logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id, data.fingerprint, spec.max_length)
+    encoded = encode_data(data, tokenizer, spec.max_length, transfer=True)
+    if data.unlabeled:
+        log.info(f"distilling on {len(data.train):,} labelled rows and {len(data.unlabeled):,} transfer texts "
+                 "(the teacher's logits only)")
+    logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id)
     from slimtune.models.families import family_of
 
     seq = min(spec.seq, family_of(teacher.config).usable_positions(teacher.config))  # position embeddings bound it
@@ -264,8 +272,9 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
         teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,
         label_names=data.label_names, encoded=encoded, teacher_logits=logits, pad_token_id=tokenizer.pad_token_id,
         max_length=spec.max_length, seq=seq, threads=spec.latency_threads, seed=spec.seed,
-        max_steps=spec.max_steps, vocab=spec.vocab, data_fingerprint=data.fingerprint,
-        texts={split: list(getattr(data, split)["text"]) for split in ("train", "validation", "test")},
+        max_steps=spec.max_steps, vocab=spec.vocab, data_fingerprint=data.fingerprint, truncation=data.truncation,
+        texts={"train": training_texts(data, transfer=True),
+               **{split: list(getattr(data, split)["text"]) for split in ("validation", "test")}},
         latency_model=json.loads(Path(spec.latency_model).read_text()) if spec.latency_model else None,
     )
     if not measure_teacher:

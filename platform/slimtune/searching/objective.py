@@ -45,6 +45,8 @@ class Shared:
     vocab: str = "full"
     """The candidates' vocabulary when the space does not choose: full, or data (the training rows' pieces)."""
     data_fingerprint: str = ""
+    truncation: str = "head"
+    """How long texts are cut (DataSpec.truncation): students re-encode and record it."""
     latency_model: dict | None = None
     """A LatencyModel's fields, when the search predicts latency beside measuring it."""
 
@@ -152,7 +154,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     save_model(student, tokenizer, folder / "model", {
         "slimtune_version": __version__, "source_model": source, "teacher": shared.tokenizer_dir,
         "data_fingerprint": shared.data_fingerprint, "label_names": list(shared.label_names),
-        "max_length": shared.max_length, "pruned": kept, "vocab": vocab, "candidate": candidate.as_dict()})
+        "max_length": shared.max_length, "truncation": shared.truncation, "pruned": kept, "vocab": vocab, "candidate": candidate.as_dict()})
     return {
         "accuracy": record.best_metrics["accuracy"],  # validation: the search never looks at test
         "test_accuracy": test["accuracy"],
@@ -222,7 +224,8 @@ def _train_spec(candidate: Candidate, shared: Shared, log_every: int = 10_000):
 def _encode(shared: Shared, tokenizer) -> dict:
     from slimtune.data.tokenize import encode
 
-    return {split: encode(shared.texts[split], shared.encoded[split].labels, tokenizer, shared.max_length)
+    return {split: encode(shared.texts[split], shared.encoded[split].labels, tokenizer, shared.max_length,
+                          shared.truncation)
             for split in ("train", "validation", "test")}
 
 
