@@ -144,6 +144,11 @@ def test_bad_prune_and_distill_arguments_fail_before_any_work(tiny_model_dir, te
         (["prune", "--model", m, "--data", texts_csv, "--out", tmp_path / "p4", "--layers", "0,5"], "has 2 layers"),
         (["distill", "--teacher", m, "--student", "notamodel", "--data", texts_csv, "--out", tmp_path / "d"],
          "--student"),
+        (["distill", "--teacher", m, "--student", m, "--data", texts_csv, "--out", tmp_path / "d2",
+          "--unlabeled", tmp_path / "missing.txt"], "--unlabeled"),
+        (["search", "--teacher", m, "--data", texts_csv, "--out", tmp_path / "s", "--space", "search_spaces/full.py",
+          "--max-unlabeled-samples", "-1"], "max_unlabeled_samples"),
+        (["finetune", "--model", m, "--data", texts_csv, "--out", tmp_path / "f", "--truncation", "tail"], "--truncation"),
     ]
     for args, words in cases:
         proc, seconds = slimtune(*args, timeout=60)
