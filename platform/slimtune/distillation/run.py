@@ -35,7 +35,8 @@ class DistillSpec:
     out: str
     loss: LossSpec = field(default_factory=LossSpec)
     train: TrainSpec = field(default_factory=lambda: TrainSpec(epochs=3))
-    max_length: int = 128
+    max_length: int | None = None
+    """Tokens per text; None: the teacher's own (a slimtune model records it), else picked from the data."""
     workers: int | None = None
     """As in finetune: 0 here, N on Ray Train, None: 1 under a cluster else 0."""
     use_gpu: bool = False
@@ -136,6 +137,12 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     data = data if data is not None else load_data(spec.data)
     attn = "eager" if spec.loss.attention_weight > 0 else None  # sdpa returns no attention maps
     teacher_tok = load_tokenizer(teacher_dir, "--teacher")
+    from dataclasses import replace
+
+    from slimtune.data.length import resolve_max_length
+
+    spec = replace(spec, max_length=resolve_max_length(spec.max_length, teacher_dir, data, teacher_tok,
+                                                       load_config(teacher_dir), spec.use_gpu))
     teacher = load_classifier(teacher_dir, data.label_names, attn).eval()
     t_enc = encode_data(data, teacher_tok, spec.max_length, transfer=True)
     teacher_report = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id)

@@ -48,7 +48,8 @@ class PruneSpec:
     """Unstructured magnitude sparsity on top (a size effect only, reported as such)."""
     recover_epochs: int = 0
     """Fine-tune epochs after pruning to recover accuracy (0: none; distillation does better)."""
-    max_length: int = 128
+    max_length: int | None = None
+    """Tokens per text; None: the model's own (a slimtune model records it), else picked from the data."""
     batch_size: int = 32
     vocab: str = "full"
     """full keeps the vocabulary; data keeps only the pieces the training rows (and --vocab-extra)
@@ -241,6 +242,13 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
                             f"{','.join(map(str, spec.keep_layer_indices))}")
     ensure_writable(out)
     data = data if data is not None else load_data(spec.data)
+    from dataclasses import replace
+
+    from slimtune.data.length import resolve_max_length
+    from slimtune.models import load_config
+
+    spec = replace(spec, max_length=resolve_max_length(spec.max_length, resolved, data, load_tokenizer(resolved),
+                                                       load_config(resolved)))
     if spec.method == "learned":
         from slimtune.pruning.learned import run_learned
 

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -62,8 +62,8 @@ class SearchSpec:
     max_unlabeled_samples: int | None = 2000
     """Transfer-set texts (the data's unlabelled text) each trial distils on besides its labelled rows
     (a seeded sample; None: all; 0: none). The winners distil on every text."""
-    max_length: int = 128
-    """Tokens per text."""
+    max_length: int | None = None
+    """Tokens per text; None: the teacher's own (a slimtune model records it), else picked from the data."""
     vocab: str = "full"
     """Each candidate's vocabulary when the space does not set the `vocab` knob: full, or data
     (only the pieces the training rows use: a smaller embedding table and tokenizer)."""
@@ -255,9 +255,14 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     if Path(teacher_dir).exists():  # trials run in their own working folders: hand them absolute paths
         teacher_dir = str(Path(teacher_dir).resolve())
     data = data if data is not None else load_data(spec.data)
+    tokenizer = load_tokenizer(teacher_dir, "--teacher")
+    from slimtune.data.length import resolve_max_length
+    from slimtune.models import load_config
+
+    spec = replace(spec, max_length=resolve_max_length(spec.max_length, teacher_dir, data, tokenizer,
+                                                       load_config(teacher_dir), spec.gpus_per_trial > 0))
     known_test = _finetune_test_accuracy(teacher_dir, data.fingerprint, spec.max_length)
     data = subsample_train(data, spec.max_train_samples, spec.seed, spec.max_unlabeled_samples)
-    tokenizer = load_tokenizer(teacher_dir, "--teacher")
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     encoded = encode_data(data, tokenizer, spec.max_length, transfer=True)
     if data.unlabeled:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from slimtune import __version__, log
@@ -30,8 +30,9 @@ class FinetuneSpec:
     out: str
     """Output folder: model/, metrics.json, split.json."""
     train: TrainSpec = field(default_factory=TrainSpec)
-    max_length: int = 128
-    """Tokens per text; longer texts are truncated."""
+    max_length: int | None = None
+    """Tokens per text; longer texts are cut (DataSpec.truncation). None: the length covering 95% of
+    the training texts, capped by the model's positions and, on a CPU, by 256 (data.length)."""
     workers: int | None = None
     """Ray Train workers; 0 trains in this process; None: 1 under a cluster (RAY_ADDRESS), else 0."""
     use_gpu: bool = False
@@ -41,7 +42,7 @@ class FinetuneSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
-        if not 8 <= self.max_length <= 8192:
+        if self.max_length is not None and not 8 <= self.max_length <= 8192:
             raise SlimtuneError(f"--max-length: must be between 8 and 8192, got {self.max_length}")
         if self.workers is not None and self.workers < 0:
             raise SlimtuneError(f"--workers: must be 0 (this process) or more, got {self.workers}")
@@ -109,6 +110,10 @@ def run_finetune(spec: FinetuneSpec, data: TextData | None = None) -> dict:
     from slimtune.train.loop import evaluate
 
     tokenizer = load_tokenizer(resolved)
+    from slimtune.data.length import resolve_max_length
+
+    spec = replace(spec, max_length=resolve_max_length(spec.max_length, resolved, data, tokenizer,
+                                                       load_config(resolved), spec.use_gpu))
     started = time.perf_counter()
     encoded = encode_data(data, tokenizer, spec.max_length)
     log.info(f"tokenized in {time.perf_counter() - started:.1f}s ({encoded['train'].num_tokens()} train tokens)")
