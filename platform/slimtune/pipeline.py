@@ -419,7 +419,11 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     _check_job_space(job)
     data = load_data(job.data)  # once: every stage gets this, each tokenizer encodes it once
     started = time.perf_counter()
-    summary: dict = {"job": dataclasses.asdict(job), "stages": {}, "seconds": {}}
+    summary: dict = {"job": dataclasses.asdict(job), "stages": {}, "seconds": {},
+                     # what the stages learn from: labelled rows, and the transfer set distillation adds
+                     "data": {"train_rows": len(data.train), "unlabeled_rows": len(data.unlabeled),
+                              "validation_rows": len(data.validation), "test_rows": len(data.test),
+                              "truncation": data.truncation}}
 
     def done(stage: str, t0: float, **values) -> None:
         summary["stages"][stage] = values
@@ -430,7 +434,8 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     teacher = _teacher_stage(job, data, resume)
     done("teacher", t0, dir=teacher.path, **{k: teacher.metrics.get(k) for k in
                                               ("accuracy", "f1_macro", "num_parameters", "train_seconds", "train",
-                                               "best_epoch", "stopped_early", "history")})
+                                               "best_epoch", "stopped_early", "history", "max_length")})
+    summary["data"]["max_length"] = teacher.metrics.get("max_length")
     t0 = time.perf_counter()
     reference = _reference_stage(job, data)
     if reference is not None:

@@ -125,3 +125,26 @@ def test_a_zero_layer_trial_distils_the_teachers_embeddings_and_reloads(trained_
     model = load_classifier(str(folder), shared.label_names)
     assert isinstance(model, BagForSequenceClassification) and model.config.vocab_size == metrics["vocab_size"]
     assert metrics["num_parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_a_student_that_reads_fewer_tokens(trained_tiny_dir, texts_csv, tmp_path):
+    """Knob seq: the student trains, is timed and is saved at 8 tokens (its texts cut there), while
+    the teacher's logits still come from whole texts; hidden-state losses are refused with it."""
+    from slimtune.data import DataSpec
+    from slimtune.errors import SlimtuneError
+    from slimtune.models.load import read_model_info
+    from slimtune.searching.driver import SearchSpec, build_shared
+    from slimtune.searching.objective import run_candidate
+    from slimtune.searching.space import Candidate
+
+    with pytest.raises(SlimtuneError, match="knob seq=8 .* hidden_weight"):
+        Candidate(layers=1, seq=8, hidden_weight=1.0)
+    spec = SearchSpec(teacher=str(trained_tiny_dir), data=DataSpec(str(texts_csv)), space="unused.py",
+                      out=str(tmp_path / "s"), max_train_samples=None, max_length=32, seq=32)
+    shared, _ = build_shared(spec, measure_teacher=False)
+    assert max(map(len, shared.encoded["train"].input_ids)) > 8  # the teacher reads more
+    metrics = run_candidate(Candidate(layers=1, seq=8, lr=3e-3, epochs=1), shared, tmp_path / "trial")
+    assert metrics["seq"] == 8
+    assert read_model_info(tmp_path / "trial" / "model")["max_length"] == 8  # the bundle cuts texts there
+    full = run_candidate(Candidate(layers=1, lr=3e-3, epochs=1), shared, tmp_path / "whole")
+    assert full["seq"] == 32 and full["encoder_flops"] > 2 * metrics["encoder_flops"]

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from slimtune import __version__, log
@@ -161,6 +161,9 @@ def run_export(spec: ExportSpec, data=None) -> dict:
     labels = [config.id2label[i] for i in range(config.num_labels)]
     max_length = int(info.get("max_length", 128))
     truncation = info.get("truncation", "head")  # as the model was trained; the runtime cuts the same way
+    if max_length < spec.seq:  # the model never reads more: time it at the length it reads
+        log.info(f"timing at {max_length} tokens, the most this model reads (--seq {spec.seq})")
+        spec = replace(spec, seq=max_length)
     if spec.data is not None and data is None:
         from slimtune.data import load_data
 

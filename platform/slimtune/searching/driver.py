@@ -271,7 +271,8 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id)
     from slimtune.models.families import family_of
 
-    seq = min(spec.seq, family_of(teacher.config).usable_positions(teacher.config))  # position embeddings bound it
+    # position embeddings bound it, and so does the length the teacher reads
+    seq = min(spec.seq, family_of(teacher.config).usable_positions(teacher.config), spec.max_length)
     shared = Shared(
         teacher_state={k: v.clone() for k, v in teacher.state_dict().items()}, teacher_config=teacher.config,
         teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,

@@ -105,6 +105,9 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     attn = "eager" if candidate.attention_weight else None  # attention maps need eager attention (sdpa has none)
     teacher = teacher_model(shared, attn)
     student, tokenizer, encoded, source = _base(candidate, shared, teacher, attn)
+    length = min(candidate.seq or shared.max_length, shared.max_length)  # what the student reads
+    if length < shared.max_length:  # rows keep their order: the teacher's logits (of whole texts) still line up
+        encoded = _encode(shared, tokenizer, length)
     calibration = None
     if candidate.importance == "taylor" and (candidate.heads or candidate.ffn or candidate.hidden):
         calibration = _calibration(encoded["train"], tokenizer.pad_token_id, shared.batch_size, 4, shared.seed)
@@ -123,7 +126,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         student, tokenizer, vocab = prune_to_data(student, tokenizer, encoded["train"])
         vocab["vocab"] = "data"
         # training texts keep their pieces (new ids); validation and test texts may split differently
-        encoded = _encode(shared, tokenizer)
+        encoded = _encode(shared, tokenizer, length)
     pad = tokenizer.pad_token_id
     # a student cut from the teacher learns from the layers it kept; another base from evenly spaced
     # ones; the zero-layer student keeps none, so it learns from the logits alone
@@ -150,11 +153,12 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     student = module.student.eval()
     test = evaluate(student, encoded["test"], len(shared.label_names), pad)
     student = student.cpu()  # trained on a GPU when the trial has one; timed and saved on the CPU
-    latency, onnx_mb = measure_latency_ms(student, folder, shared.seq, shared.threads)
+    seq = min(shared.seq, length)  # timed at the length it reads
+    latency, onnx_mb = measure_latency_ms(student, folder, seq, shared.threads)
     save_model(student, tokenizer, folder / "model", {
         "slimtune_version": __version__, "source_model": source, "teacher": shared.tokenizer_dir,
         "data_fingerprint": shared.data_fingerprint, "label_names": list(shared.label_names),
-        "max_length": shared.max_length, "truncation": shared.truncation, "pruned": kept, "vocab": vocab, "candidate": candidate.as_dict()})
+        "max_length": length, "truncation": shared.truncation, "pruned": kept, "vocab": vocab, "candidate": candidate.as_dict()})
     return {
         "accuracy": record.best_metrics["accuracy"],  # validation: the search never looks at test
         "test_accuracy": test["accuracy"],
@@ -163,7 +167,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         "latency_ms_predicted": predicted_latency(shared, student),
         "size_mb": onnx_mb,
         "num_parameters": sum(p.numel() for p in student.parameters()),
-        "encoder_flops": encoder_flops(student, shared.seq),
+        "encoder_flops": encoder_flops(student, seq),
+        "seq": seq,
         "trial_seconds": time.perf_counter() - started,
         "lr": record.lr,
         "vocab_size": vocab["vocab_size"],
@@ -221,10 +226,10 @@ def _train_spec(candidate: Candidate, shared: Shared, log_every: int = 10_000):
                      log_every=log_every, max_steps=shared.max_steps)
 
 
-def _encode(shared: Shared, tokenizer) -> dict:
+def _encode(shared: Shared, tokenizer, length: int | None = None) -> dict:
     from slimtune.data.tokenize import encode
 
-    return {split: encode(shared.texts[split], shared.encoded[split].labels, tokenizer, shared.max_length,
+    return {split: encode(shared.texts[split], shared.encoded[split].labels, tokenizer, length or shared.max_length,
                           shared.truncation)
             for split in ("train", "validation", "test")}
 

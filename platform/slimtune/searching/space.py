@@ -101,6 +101,10 @@ class Candidate:
     vocab: str | None = None
     """full, or data: keep only the pieces the training rows use (a smaller embedding table and
     tokenizer); None: the search's `vocab` setting."""
+    seq: int | None = None
+    """Tokens the student reads, fewer than its teacher's max_length: its export length, where its
+    latency is measured; it still learns the logits the teacher gave the whole text. None: the
+    teacher's length. Hidden-state and attention losses need equal lengths: refused with seq."""
 
     def __post_init__(self):
         for knob in ("heads", "ffn"):  # YAML and JSON give lists: keep the frozen value hashable
@@ -124,10 +128,15 @@ class Candidate:
             "lr": self.lr is None or 0 < self.lr < 1,
             "epochs": self.epochs >= 1,
             "vocab": self.vocab in (None, "full", "data"),
+            "seq": self.seq is None or (isinstance(self.seq, int) and self.seq >= 8),
         }
         for knob, ok in checks.items():
             if not ok:
                 raise SlimtuneError(f"space: knob {knob}={getattr(self, knob)!r} is out of range (see Candidate.{knob})")
+        if self.seq is not None and (self.hidden_weight or self.attention_weight):
+            raise SlimtuneError(f"space: knob seq={self.seq} gives the student other positions than its teacher, "
+                                "and hidden-state and attention losses need them equal; leave seq out where "
+                                "hidden_weight or attention_weight is above 0")
         if self.layers == 0:
             self._check_zero_layers()
         if self.method == "learned" and (any(_ratios(self.heads)) or any(_ratios(self.ffn))):

@@ -295,6 +295,11 @@ def train(
         if ctx.rank == 0:
             log.info(f"resumed from the checkpoint after epoch {start_epoch} (step {step})")
 
+    if ctx.rank == 0 and not resumed:
+        labelled = train_split.labelled()
+        transfer = f" ({labelled:,} labelled, {len(train_split) - labelled:,} transfer texts)" if labelled < len(train_split) else ""
+        log.info(f"training on {len(train_split):,} rows{transfer}: at most {spec.epochs} epoch(s) of {steps_per_epoch} "
+                 f"steps of {per_worker * ctx.world_size}; the time left follows from the first steps")
     started = time.perf_counter()
     model.train()
     for epoch in range(start_epoch, spec.epochs):
