@@ -55,3 +55,15 @@ def test_training_loop_runs_without_pandas_or_ray():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_stages_take_the_version_from_its_own_module_which_matches_pyproject():
+    import tomllib
+
+    from slimtune.version import __version__
+
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "slimtune":
+                assert "__version__" not in {a.name for a in node.names}, f"{path.name}: from slimtune.version"

@@ -16,7 +16,7 @@ checks and the torch-free bundle runtime answer quickly.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from slimtune.version import __version__
 
 from slimtune.errors import SlimtuneError
 from slimtune.results import Result, SearchResult

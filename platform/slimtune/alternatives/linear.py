@@ -124,7 +124,7 @@ def write_linear_bundle(out: Path, vectorizers, model, label_names: list[str], e
                         test: tuple[list[str], list[str]] | None = None) -> dict:
     """The bundle folder (atomically: a temporary folder renamed at the end), SHA256SUMS last;
     `test` (texts, label names): scored by the bundle itself, into its manifest."""
-    from slimtune import __version__
+    from slimtune.version import __version__
     from slimtune.exporting.linear_runtime import FORMAT, LinearBundle
     from slimtune.exporting.runtime import write_checksums
 

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from slimtune import __version__
+from slimtune.version import __version__
 from slimtune.errors import SlimtuneError
 
 

@@ -12,7 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from slimtune import __version__, log
+from slimtune import log
+from slimtune.version import __version__
 from slimtune.data import DataSpec, load_data, as_data_spec
 from slimtune.distillation.losses import LossSpec
 from slimtune.errors import SlimtuneError

@@ -161,7 +161,7 @@ def save_model(model, tokenizer, folder: Path, info: dict) -> Path:
 
 def provenance(source_model: str, data, max_length: int, **extra) -> dict:
     """What `slimtune.json` records about where a saved model came from."""
-    from slimtune import __version__
+    from slimtune.version import __version__
 
     return {"slimtune_version": __version__, "source_model": source_model, "label_names": list(data.label_names),
             "max_length": max_length, "truncation": data.truncation, "data_fingerprint": data.fingerprint, **extra}

@@ -88,7 +88,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     `train_fn` (default: the plain loop in this process) trains the distillation module in
     place and returns its TrainResult; the search driver passes a Ray Train one for trials that
     run on several workers."""
-    from slimtune import __version__, log
+    from slimtune import log
+    from slimtune.version import __version__
     from slimtune.distillation.cache import teacher_hidden
     from slimtune.distillation.losses import DistillLoss, DistillModule
     from slimtune.distillation.run import uniform_layer_map

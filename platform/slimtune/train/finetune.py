@@ -12,7 +12,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from slimtune import __version__, log
+from slimtune import log
+from slimtune.version import __version__
 from slimtune.data import DataSpec, TextData, load_data, as_data_spec
 from slimtune.errors import SlimtuneError
 from slimtune.storage import ensure_writable
