@@ -251,8 +251,6 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     spec = replace(spec, max_length=resolve_max_length(spec.max_length, resolved, data, load_tokenizer(resolved),
                                                        load_config(resolved)))
     if spec.method == "learned":
-        from slimtune.pruning.learned import run_learned
-
         return run_learned(spec, data)
     import torch
 
@@ -324,3 +322,98 @@ def write_metrics(out: Path, spec: PruneSpec, data, metrics: dict) -> dict:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(f"wrote {out / 'model'} and {out / 'metrics.json'}")
     return metrics
+
+
+def run_learned(spec: PruneSpec, data) -> dict:
+    """`slimtune prune --method learned`: train gates towards the target speed-up with distillation,
+    remove what they closed, distil briefly again, time teacher and student in turns; write
+    out/model/, out/metrics.json and out/latency_model.json. The stage lives here; the gates'
+    algorithm in pruning.learned (which imports nothing of this module)."""
+    from dataclasses import replace
+
+    from slimtune.data.tokenize import encode_data
+    from slimtune.distillation.cache import teacher_logits
+    from slimtune.distillation.losses import DistillLoss, LossSpec
+    from slimtune.exporting.latency_model import LatencyModel, profile
+    from slimtune.models import load_classifier, load_config, load_tokenizer, resolve_model, save_model
+    from slimtune.models.load import provenance
+    from slimtune.models.surgery import encoder_layers, model_layer_shape
+    from slimtune.pruning.learned import learn_and_cut, measure_pair
+    from slimtune.storage import ensure_writable
+    from slimtune.train.loop import TrainSpec, train
+    from slimtune.train.report import model_metrics
+
+    out = ensure_writable(spec.out)
+    resolved = resolve_model(spec.model)
+    teacher_dir = resolve_model(spec.teacher or spec.model, "--teacher")
+    latency = LatencyModel.load(spec.latency_model) if spec.latency_model else None  # a bad file fails now
+    config = load_config(resolved)
+    if latency is not None:  # before any data or weights are read
+        latency.check(family=config.model_type, hidden_size=config.hidden_size,
+                      num_heads=config.num_attention_heads, seq=spec.seq, threads=spec.threads, batch=1,
+                      precision="fp32")
+    tokenizer, teacher_tok = load_tokenizer(resolved), load_tokenizer(teacher_dir, "--teacher")
+    encoded = encode_data(data, tokenizer, spec.max_length, transfer=True)  # the transfer set teaches the gates too
+    same = teacher_dir == resolved
+    t_enc = encoded if same else encode_data(data, teacher_tok, spec.max_length, transfer=True)
+    teacher = load_classifier(teacher_dir, data.label_names).eval()
+    model = load_classifier(resolved, data.label_names)
+    pad = tokenizer.pad_token_id
+    before = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id)
+    log.info(f"teacher: test accuracy {before['accuracy']:.4f}")
+    logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id)
+    if latency is None:
+        log.info(f"profiling {resolved} under ONNX Runtime ({spec.threads} thread(s), {spec.seq} tokens) for the "
+                 "latency model; pass --latency-model to reuse one")
+        latency = profile(model, seq=spec.seq, threads=spec.threads)
+        latency.save(out / "latency_model.json")
+
+    started = time.perf_counter()
+    # layer-wise (--hidden-weight): each gated layer against the same layer of the live teacher,
+    # which is the model itself (PruneSpec checks); a skipped layer passes its input on
+    distill = DistillLoss(LossSpec(hidden_weight=spec.hidden_weight), list(range(len(encoder_layers(model)))),
+                          teacher_logits=logits, teacher=teacher if spec.hidden_weight else None,
+                          teacher_split=None if same else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
+    seed = spec.data.seed if spec.train_seed is None else spec.train_seed
+    gate_spec = TrainSpec(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed)
+    # the target is relative to the model being pruned (the teacher unless --teacher says otherwise)
+    target_ms = latency.predict(model_layer_shape(model)) / spec.target_speedup
+    kept, gate_record, trace = learn_and_cut(model, latency, target_ms, distill, encoded["train"],
+                                             encoded["validation"], gate_spec, num_labels=data.num_labels,
+                                             pad_token_id=pad, hidden=spec.hidden_weight > 0)
+    final_record = None
+    if spec.final_epochs:
+        final = DistillLoss(LossSpec(), list(range(len(kept["kept_layers"]))), teacher_logits=logits,
+                            teacher_split=None if same else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
+        final_record = train(model, encoded["train"], encoded["validation"], replace(gate_spec, epochs=spec.final_epochs),
+                             num_labels=data.num_labels, pad_token_id=pad, loss_fn=final)
+    prune_seconds = time.perf_counter() - started
+    after = model_metrics(model.eval(), encoded["test"], data.num_labels, pad)
+    # the target is relative to the model pruned, so is the speed-up: with another --teacher, time that model
+    original = teacher if same else load_classifier(resolved, data.label_names).eval()
+    base_ms, student_ms = measure_pair(original, model, spec.seq, spec.threads)
+    predicted = latency.predict(model_layer_shape(model))
+    log.info(f"after: test accuracy {after['accuracy']:.4f} ({after['accuracy'] / before['accuracy']:.1%} of the "
+             f"teacher), {student_ms:.2f} ms against {base_ms:.2f} ms for {'the' if same else 'the model it pruned,'} "
+             f"{spec.model}: {base_ms / student_ms:.2f}x (target {spec.target_speedup:g}x; predicted {predicted:.2f} ms)")
+    save_model(model, tokenizer, out / "model", provenance(spec.model, data, spec.max_length, pruned=kept,
+                                                           teacher=spec.teacher or spec.model, method="learned"))
+    metrics = {
+        **after,
+        "teacher": {k: v for k, v in before.items() if k != "confusion"},
+        "accuracy_retained": after["accuracy"] / before["accuracy"] if before["accuracy"] else 0.0,
+        "latency_ms": student_ms,
+        "base_latency_ms": base_ms,
+        "teacher_latency_ms": base_ms if same else None,
+        "speedup": base_ms / student_ms,
+        "speedup_of": "the model pruned (--model), as the target is",
+        "latency_ms_predicted": predicted,
+        "target_speedup": spec.target_speedup,
+        "pruned": kept,
+        "shape": [{"heads": h, "ffn": f} for h, f in model_layer_shape(model)],
+        "gate_history": gate_record.history,
+        "gate_trace": trace,
+        "final_history": final_record.history if final_record else [],
+        "prune_seconds": prune_seconds,
+    }
+    return write_metrics(Path(out), spec, data, metrics)
