@@ -204,7 +204,15 @@ def _winners_stage(job: JobSpec, data, winners: list[Winner], out: Path) -> list
             log.info(f"{w.name} (trial {w.trial_id}): " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                                              for k, v in candidate.as_dict().items() if v is not None)
                      + (f", vocab={final.vocab}" if candidate.vocab is None else ""))
-            metrics = run_candidate(candidate, shared, folder, log_every=20)
+            shape = None
+            if candidate.method == "learned":  # the shape its gates found, distilled afresh, not gated again
+                from slimtune.models.load import read_model_info
+
+                trial_model = w.search.get("model_path")
+                shape = read_model_info(trial_model).get("pruned") if trial_model else None
+                if shape is None:
+                    log.info(f"{w.name}: the trial's model is gone; its gates are trained again")
+            metrics = run_candidate(candidate, shared, folder, log_every=20, shape=shape)
             metrics["candidate"] = candidate.as_dict()
             metrics["trial_id"] = w.trial_id
             (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -92,6 +92,13 @@ def test_a_learned_trial_finds_its_own_shape_and_reloads(trained_tiny_dir, texts
     assert info["pruned"]["method"] == "learned" and set(info["pruned"]["kept_layers"]) <= {0, 1}
     model = load_classifier(str(tmp_path / "trial" / "model"), shared.label_names)
     assert model_layer_shape(model) == list(zip(info["pruned"]["heads"], info["pruned"]["ffn"]))
+    # the winners stage: the same candidate at the shape its gates found, distilled afresh, no gates
+    # (other gates would settle elsewhere: 1 epoch and a 4x target here)
+    again = run_candidate(dataclasses.replace(candidate, target_speedup=4.0, epochs=1), shared, tmp_path / "winner",
+                          shape=info["pruned"])
+    winner = read_model_info(tmp_path / "winner" / "model")["pruned"]
+    assert [winner[k] for k in ("kept_layers", "heads", "ffn")] == [info["pruned"][k] for k in ("kept_layers", "heads", "ffn")]
+    assert again["latency_ms_predicted"] == pytest.approx(metrics["latency_ms_predicted"])
     with pytest.raises(SlimtuneError, match="heads and ffn go with method oneshot"):
         Candidate(method="learned", target_speedup=4, heads=0.5)
     with pytest.raises(SlimtuneError, match="knob target_speedup"):

@@ -82,12 +82,17 @@ def measure_latency_ms(model, folder: Path, seq: int, threads: int) -> tuple[flo
     return report["latency_ms_p50"], size
 
 
-def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every: int = 10_000, train_fn=None) -> dict:
+def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every: int = 10_000, train_fn=None,
+                  shape: dict | None = None) -> dict:
     """Build, distil, evaluate and time one candidate; save its model under `folder/model`.
 
     `train_fn` (default: the plain loop in this process) trains the distillation module in
     place and returns its TrainResult; the search driver passes a Ray Train one for trials that
-    run on several workers."""
+    run on several workers.
+
+    `shape`: a cut already found (a learned trial's `pruned` record: the base's layers kept, heads and
+    FFN neurons kept per layer), taken instead of the candidate's cut and gates: the winners stage
+    distils a learned front member afresh at the shape its gates found, not gated again."""
     from slimtune import log
     from slimtune.version import __version__
     from slimtune.distillation.cache import teacher_hidden
@@ -110,16 +115,23 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     if length < shared.max_length:  # rows keep their order: the teacher's logits (of whole texts) still line up
         encoded = _encode(shared, tokenizer, length)
     calibration = None
-    if candidate.importance == "taylor" and (candidate.heads or candidate.ffn or candidate.hidden):
+    if candidate.importance == "taylor" and (candidate.heads or candidate.ffn or candidate.hidden or shape):
         calibration = _calibration(encoded["train"], tokenizer.pad_token_id, shared.batch_size, 4, shared.seed)
     n_base = len(encoder_layers(student))
     base_shape = model_layer_shape(student)
     if candidate.layers == 0:  # the base's embeddings under a new head (the candidate refused every layer knob)
         student, kept = bag_from(student, seed=shared.seed), {"kept_layers": [], "heads": [], "ffn": [], "bag": True}
+    elif shape is not None:  # the recorded shape; units ranked by the candidate's importance
+        layers = shape["kept_layers"]
+        kept = apply_pruning(student, keep_layer_indices=tuple(layers), hidden=candidate.hidden,
+                             heads=tuple(1 - n / base_shape[i][0] for i, n in zip(layers, shape["heads"])),
+                             ffn=tuple(1 - n / base_shape[i][1] for i, n in zip(layers, shape["ffn"])),
+                             importance=candidate.importance, calibration=calibration)
+        kept = {**kept, "kept_layers": list(layers), "method": candidate.method, "shape_from": "the trial"}
     else:
         kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, hidden=candidate.hidden,
                              layers=candidate.layers, importance=candidate.importance, calibration=calibration)
-    if candidate.method == "learned":
+    if candidate.method == "learned" and shape is None:
         kept = _learn_shape(candidate, shared, teacher, base_shape, student, encoded, kept, tokenizer.pad_token_id,
                             train_fn)
     vocab = {"vocab_size": len(tokenizer), "vocab": "full"}
