@@ -122,7 +122,7 @@ def main() -> None:
     text = load_data(data)
     tok = load_tokenizer(s_path)
     split = encode(text.train["text"], text.train["label"], tok, 128)
-    logits = teacher_logits(teacher, t_path, split, tok.pad_token_id, text.fingerprint, 128)
+    logits = teacher_logits(teacher, t_path, split, tok.pad_token_id)
     module = DistillModule(load_classifier(s_path, label_names), teacher.config.hidden_size, LossSpec(), [0])
     costs = step_cost(module, split, tok.pad_token_id,
                       {"plain": cross_entropy_loss, "distill_cached": DistillLoss(LossSpec(), [0], teacher_logits=logits)},

@@ -49,7 +49,7 @@ def main() -> None:
     logits = compute_logits(teacher, t_train, t_tok.pad_token_id)
     student = load_classifier(s_dir, data.label_names)
     mapping = uniform_layer_map(len(encoder_layers(student)), len(encoder_layers(teacher)))
-    cache = teacher_hidden(teacher, t_dir, t_train, t_tok.pad_token_id, f"bench-{data.fingerprint}", args.max_length, mapping)
+    cache = teacher_hidden(teacher, t_dir, t_train, t_tok.pad_token_id, mapping)
     if not cache.lengths_match(s_train):
         sys.exit("the student's tokens do not line up with the teacher's: pick a student with the same word pieces")
     hidden = LossSpec(hidden_weight=1.0)

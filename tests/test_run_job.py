@@ -50,7 +50,7 @@ model: {tiny_model_dir}
 reference: {tiny_model_dir}
 out: out
 storage: {tmp_path / 'shared'}
-data: {{source: {texts_csv}}}
+data: {{source: {texts_csv}, max_train_samples: 130}}
 finetune: {{epochs: 3, patience: 1, batch_size: 16, lr: 0.003, max_length: 32, workers: 0}}
 search: {{space: space.py, trials: 2, concurrency: 2, vocab: data}}
 winners: {{count: 2, epochs: 1}}
@@ -67,6 +67,9 @@ export: {{seq: 32, rounds: 2}}
     assert summary["stages"]["teacher"]["best_epoch"] == curve[best]["epoch"]
     assert len(curve) == 3 or (summary["stages"]["teacher"]["stopped_early"] and len(curve) == curve[best]["epoch"] + 1)
     winners = summary["stages"]["winners"]["winners"]
+    # the training rows beyond the cap, labels hidden: the winners distil on all of them
+    assert summary["data"]["train_rows"] == 130 and summary["data"]["unlabeled_rows"] > 20
+    assert all(w["final"]["transfer_rows"] == summary["data"]["unlabeled_rows"] for w in winners)
     reference_model = str((out / "reference" / "model").resolve())
     assert {w["search"]["base"] for w in winners} == {reference_model}
     compare = json.loads((out / "compare.json").read_text())["rows"]

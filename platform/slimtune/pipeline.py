@@ -84,7 +84,7 @@ def _teacher_stage(job: JobSpec, data, resume: bool) -> Result:
     return Result(str(folder), run_finetune(job.finetune, data))
 
 
-def _reference_stage(job: JobSpec, data) -> Result | None:
+def _reference_stage(job: JobSpec, data, teacher: Result) -> Result | None:
     """The small model fine-tuned directly: what the winners must beat. Kept across resumes."""
     from slimtune.train.finetune import run_finetune
 
@@ -94,8 +94,11 @@ def _reference_stage(job: JobSpec, data) -> Result | None:
     if (folder / "metrics.json").exists() and (folder / "model" / "config.json").exists():
         log.info(f"reference {job.reference.model}: already fine-tuned in {folder}")
         return Result(str(folder), json.loads((folder / "metrics.json").read_text()))
-    log.info(f"reference: fine-tuning {job.reference.model} directly, the same rows and epochs as the teacher")
-    return Result(str(folder), run_finetune(job.reference, data))
+    log.info(f"reference: fine-tuning {job.reference.model} directly, the same rows, epochs and length as the teacher")
+    spec = job.reference
+    if spec.max_length is None and teacher.metrics.get("max_length"):  # what the teacher read, not its own pick
+        spec = replace(spec, max_length=teacher.metrics["max_length"])
+    return Result(str(folder), run_finetune(spec, data))
 
 
 def _search_stage(job: JobSpec, data, resume: bool):
@@ -444,8 +447,9 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
                                               ("accuracy", "f1_macro", "num_parameters", "train_seconds", "train",
                                                "best_epoch", "stopped_early", "history", "max_length")})
     summary["data"]["max_length"] = teacher.metrics.get("max_length")
+    summary["data"]["truncation"] = teacher.metrics.get("truncation") or data.truncation or "head"
     t0 = time.perf_counter()
-    reference = _reference_stage(job, data)
+    reference = _reference_stage(job, data, teacher)
     if reference is not None:
         done("reference", t0, dir=reference.path, model=job.reference.model, **{
             k: reference.metrics.get(k) for k in ("accuracy", "best_epoch", "history", "train_seconds")})

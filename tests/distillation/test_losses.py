@@ -43,9 +43,9 @@ def test_cached_hidden_states_give_the_live_teachers_loss(setup):
 
     tok, split, teacher = setup
     scale = 10.0  # states of order 1 or more, so a relative tolerance means something
-    cache = teacher_hidden(teacher, "/nonexistent/tiny-teacher", split, tok.pad_token_id, "fp-hidden-test", 32, [1, 0])
+    cache = teacher_hidden(teacher, "/nonexistent/tiny-teacher", split, tok.pad_token_id, [1, 0])
     assert cache.lengths_match(split) and set(cache.layers) == {0, 1}
-    again = teacher_hidden(teacher, "/nonexistent/tiny-teacher", split, tok.pad_token_id, "fp-hidden-test", 32, [1])
+    again = teacher_hidden(teacher, "/nonexistent/tiny-teacher", split, tok.pad_token_id, [1])
     assert torch.equal(again.layers[1], cache.layers[1])  # read back from disk, not recomputed differently
     torch.manual_seed(0)
     spec = LossSpec(alpha=1.0, hidden_weight=scale)

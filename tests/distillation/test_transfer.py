@@ -12,7 +12,7 @@ import torch
 
 from slimtune.data import DataSpec, load_data, subsample_train
 from slimtune.data.tokenize import UNLABELED, encode, encode_data
-from slimtune.distillation.cache import SHARD_ROWS, compute_logits, teacher_logits
+from slimtune.distillation.cache import compute_logits, teacher_logits
 from slimtune.distillation.losses import DistillLoss, DistillModule, LossSpec, logit_loss
 from slimtune.errors import SlimtuneError
 from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
@@ -34,7 +34,6 @@ def test_unlabelled_rows_get_the_soft_loss_only():
 
 
 def test_rows_beyond_the_cap_and_unlabeled_files_form_the_transfer_set(texts_csv, tmp_path):
-    frame = pd.read_csv(texts_csv)
     full = load_data(DataSpec(str(texts_csv), max_unlabeled_samples=0))
     test_text = full.test["text"].iloc[0]
     (tmp_path / "more.txt").write_text("a brand new text\n\n" + test_text + "\nanother new one\n")
@@ -58,7 +57,6 @@ def test_rows_beyond_the_cap_and_unlabeled_files_form_the_transfer_set(texts_csv
     assert len(load_data(DataSpec(str(texts_csv), unlabeled=str(tmp_path), max_unlabeled_samples=3)).unlabeled) == 3
     with pytest.raises(SlimtuneError, match="--unlabeled: .* does not exist"):
         DataSpec(str(texts_csv), unlabeled=str(tmp_path / "nope.txt"))
-    assert len(frame) > len(full.train)
     # a search trial samples the transfer set within its budget; the labelled rows it leaves out stay out
     trial = subsample_train(capped, 20, 1, 5)
     assert len(trial.train) == 20 and len(trial.unlabeled) == 5
@@ -114,19 +112,25 @@ def test_logits_cache_resumes_a_killed_pass_and_computes_only_new_texts(tmp_path
     grown = encode(list(frame["text"]) + ["sunny sunny storm brand", "bitter calm"], [UNLABELED] * 302, tok, 32)
     teacher_logits(teacher, str(teacher_dir), grown, tok.pad_token_id)
     assert kill.calls == 1  # the two new texts only
-    assert SHARD_ROWS >= 1024  # the shipped shard: a kill loses minutes, not the pass
 
 
-def test_distillation_learns_from_the_transfer_set(trained_tiny_dir, texts_csv, tmp_path):
-    """`slimtune distill` with most rows unlabelled: the hidden-state loss reads the labelled rows'
-    cache only, every row gets the teacher's logits, and the student learns the task."""
+def test_distillation_learns_from_the_transfer_set(trained_tiny_dir, tiny_model_dir, texts_csv, tmp_path):
+    """`slimtune distill` of an untrained student from 12 labelled rows: with the other training texts
+    as a transfer set (every row gets the teacher's logits; the hidden-state loss reads the labelled
+    rows' cache only) it learns the task; on the 12 rows alone it does not get as far."""
     from slimtune.distillation.run import DistillSpec, run_distill
     from slimtune.train.loop import TrainSpec
 
-    spec = DistillSpec(teacher=str(trained_tiny_dir / "model"), student=str(trained_tiny_dir / "model"),
-                       data=DataSpec(str(texts_csv), max_train_samples=20), out=str(tmp_path / "d"),
-                       loss=LossSpec(hidden_weight=1.0), train=TrainSpec(epochs=2, lr=1e-3), workers=0)
-    metrics = run_distill(spec)
-    assert metrics["accuracy"] > 0.9
-    assert metrics["transfer_rows"] > 20
-    assert json.loads((tmp_path / "d" / "metrics.json").read_text())["transfer_rows"] == metrics["transfer_rows"]
+    def run(name, transfer):
+        spec = DistillSpec(teacher=str(trained_tiny_dir / "model"), student=str(tiny_model_dir),
+                           data=DataSpec(str(texts_csv), max_train_samples=12, max_unlabeled_samples=transfer),
+                           out=str(tmp_path / name), loss=LossSpec(hidden_weight=1.0),
+                           train=TrainSpec(epochs=4, batch_size=16, lr=3e-3), workers=0)
+        return run_distill(spec)
+
+    with_transfer, alone = run("with", None), run("alone", 0)
+    assert with_transfer["labelled_rows"] == alone["labelled_rows"] == 12
+    assert with_transfer["transfer_rows"] > 100 and alone["transfer_rows"] == 0
+    saved = json.loads((tmp_path / "with" / "metrics.json").read_text())
+    assert saved["transfer_rows"] == with_transfer["transfer_rows"]
+    assert with_transfer["accuracy"] >= 0.9 and with_transfer["accuracy"] > alone["accuracy"] + 0.1

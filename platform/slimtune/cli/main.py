@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_data_flags(parser, transfer: bool = False) -> None:
+def _add_data_flags(parser, transfer: bool = False, per_trial: bool = False) -> None:
     parser.add_argument("--data", required=True, help="builtin:tweets|reuters-r8|20news, a CSV/TSV/JSON/JSONL/Parquet file, a folder with train.* [validation.* test.*], a save_to_disk folder, or hf:NAME[:CONFIG]")
     parser.add_argument("--text-column", help="column with the text (default: text, or the built-in dataset's)")
     parser.add_argument("--label-column", help="column with the label (default: label, or the built-in dataset's)")
@@ -33,8 +33,9 @@ def _add_data_flags(parser, transfer: bool = False) -> None:
         parser.add_argument("--unlabeled", metavar="FILE|FOLDER", help="unlabelled text to distil on (the teacher labels it): "
                             "a .txt file (one text a line), a CSV/Parquet file's --text-column, or a folder of them")
         parser.add_argument("--max-unlabeled-samples", type=int, metavar="N",
-                            help="cap on the transfer set: the --unlabeled texts and the training rows beyond "
-                                 "--max-train-samples, labels hidden (default: all; 0: none)")
+                            help=("transfer texts each trial distils on (default 2000; 0: none)" if per_trial else
+                                  "cap on the transfer set: the --unlabeled texts and the training rows beyond "
+                                  "--max-train-samples, labels hidden (default: all; 0: none)"))
 
 
 def _add_storage_flag(parser) -> None:
@@ -359,7 +360,7 @@ def _search_parser(sub) -> None:
     p = _stage_parser(sub, "search", help="search students with Ray Tune + Optuna over several objectives",
                       description="Multi-objective search (accuracy up, latency down, size optionally). Writes DIR/trials.csv, DIR/pareto.json, DIR/pareto.png; the front's models stay in DIR/trials/.")
     p.add_argument("--teacher", required=True, help="a fine-tuned model folder")
-    _add_data_flags(p, transfer=True)
+    _add_data_flags(p, transfer=True, per_trial=True)
     p.add_argument("--space", required=True, help="a search space file, e.g. search_spaces/full.py")
     p.add_argument("--reference", metavar="DIR",
                    help="a small model fine-tuned directly on this data; spaces may start students from it (teacher.reference)")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import random
 
+from dataclasses import replace
+
 from slimtune import log
 
 COVERAGE = 0.95
@@ -23,6 +25,16 @@ def token_lengths(texts: list[str], tokenizer, seed: int = 0) -> list[int]:
     """Untruncated token counts (special tokens included) of a seeded sample of `texts`."""
     sample = list(texts) if len(texts) <= SAMPLE else random.Random(seed).sample(list(texts), SAMPLE)
     return sorted(len(ids) for ids in tokenizer(sample, add_special_tokens=True)["input_ids"])
+
+
+def inherit_truncation(data, model_dir: str):
+    """`data` with its truncation: as the user set it, else as `model_dir` was trained (slimtune.json),
+    else head. A student reads texts cut as its teacher read them, unless told otherwise."""
+    if data.truncation is not None:
+        return data
+    from slimtune.models.load import read_model_info
+
+    return replace(data, truncation=read_model_info(model_dir).get("truncation", "head"))
 
 
 def resolve_max_length(requested: int | None, model_dir: str, data, tokenizer, config, on_gpu: bool = False) -> int:
@@ -46,5 +58,5 @@ def resolve_max_length(requested: int | None, model_dir: str, data, tokenizer, c
                f"{COVERAGE:.0%}") + "; set --max-length to choose"
     cut = sum(n > length for n in lengths) / max(1, len(lengths))
     log.info(f"max_length {length} ({why}): {cut:.1%} of the training texts are longer and cut "
-             f"({getattr(data, 'truncation', 'head')})")
+             f"({getattr(data, 'truncation', None) or 'head'})")
     return length

@@ -58,10 +58,11 @@ class DataSpec:
     """Unlabelled text from the same source, for distillation (the teacher labels it, students learn
     its logits): a .txt file (one text a line), a CSV/TSV/JSON/JSONL/Parquet file (its `text_column`,
     else `text`), or a folder of such files."""
-    truncation: str = "head"
+    truncation: str | None = None
     """How a text longer than `max_length` tokens is cut: head (its first tokens) or head_tail (the
     first quarter and the last three quarters of the budget: better on long documents, whose end
-    often says what they are about). Recorded in every model and bundle; the runtime applies it."""
+    often says what they are about). None: as the model was trained (slimtune.json), else head.
+    Recorded in every model and bundle; the runtime applies it."""
     max_unlabeled_samples: int | None = None
     """Cap on the transfer set (seeded sample). It holds the `unlabeled` texts and the training rows
     beyond `max_train_samples` with their labels hidden; 0 turns it off; None keeps every text."""
@@ -77,7 +78,7 @@ class DataSpec:
             raise SlimtuneError(
                 f"--max-train-samples: must be at least 2, got {self.max_train_samples}"
             )
-        if self.truncation not in TRUNCATIONS:
+        if self.truncation is not None and self.truncation not in TRUNCATIONS:
             raise SlimtuneError(f"--truncation: {' or '.join(TRUNCATIONS)}, not {self.truncation!r}")
         if self.max_unlabeled_samples is not None and self.max_unlabeled_samples < 0:
             raise SlimtuneError(f"max_unlabeled_samples: 0 or more (0 turns the transfer set off), "
@@ -106,8 +107,9 @@ class TextData:
     """sha256 over every split's texts and labels, to tell later which data a model saw."""
     unlabeled: tuple[str, ...] = ()
     """The transfer set: texts without labels, none equal to a validation, test or training text."""
-    truncation: str = "head"
-    """DataSpec.truncation: how every encoding of these texts cuts a long one."""
+    truncation: str | None = None
+    """DataSpec.truncation: how every encoding of these texts cuts a long one (None: head, until a
+    stage takes its model's own: data.length.inherit_truncation)."""
 
     @property
     def num_labels(self) -> int:

@@ -75,12 +75,13 @@ def encode_data(data: "TextData", tokenizer, max_length: int, transfer: bool = F
     out = {}
     for split, frame in frames:
         content = hashlib.sha1(pd.util.hash_pandas_object(frame[["text", "label"]], index=False).to_numpy().tobytes())
-        key = (type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer), max_length, data.truncation,
+        truncation = data.truncation or "head"
+        key = (type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer), max_length, truncation,
                content.hexdigest())
         if key not in _ENCODED:
             if len(_ENCODED) >= _ENCODED_MAX:
                 _ENCODED.pop(next(iter(_ENCODED)))
-            _ENCODED[key] = encode(frame["text"], frame["label"], tokenizer, max_length, data.truncation)
+            _ENCODED[key] = encode(frame["text"], frame["label"], tokenizer, max_length, truncation)
         out[split] = _ENCODED[key]
     if "unlabeled" in out:
         extra = out.pop("unlabeled")

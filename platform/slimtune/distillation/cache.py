@@ -8,9 +8,9 @@
   per layer. A pass that has to run writes every layer when they fit in `HIDDEN_CACHE_GB` (a
   search's students map to varying layers), else only the layers asked for.
 
-The key covers everything they depend on: the teacher's weights (path, size, mtime), the
-data (fingerprint of texts, labels and splits; for logits each text's tokens) and tokenization
-(max length). A search that
+The key covers everything they depend on: the teacher's weights (path, size, mtime) and the
+token ids of the texts (so the texts, the tokenizer, the length and the truncation at once): per
+text for logits, over the labelled rows for hidden states. A search that
 distils many students from one teacher pays for the teacher's forward passes once.
 """
 
@@ -30,10 +30,6 @@ from safetensors.torch import load_file, save_file
 from slimtune import log
 from slimtune.data.tokenize import PadCollator
 from slimtune.models.builtin import cache_dir
-
-
-def cache_key(teacher_dir: str, data_fingerprint: str, max_length: int) -> str:
-    return hashlib.sha256(f"{teacher_key(teacher_dir)}|{data_fingerprint}|{max_length}".encode()).hexdigest()[:24]
 
 
 @torch.no_grad()
@@ -192,15 +188,15 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def teacher_hidden(teacher, teacher_dir: str, split, pad_token_id: int, data_fingerprint: str, max_length: int,
-                   layers: list[int]) -> HiddenCache:
+def teacher_hidden(teacher, teacher_dir: str, split, pad_token_id: int, layers: list[int]) -> HiddenCache:
     """The cached hidden states of `layers` (0-based encoder layers), computed on a miss: of the
     labelled rows only (a transfer set teaches through the logits alone)."""
     from slimtune.data.tokenize import EncodedSplit
 
     if split.labelled() < len(split):
         split = EncodedSplit(split.input_ids[: split.labelled()], split.labels[: split.labelled()])
-    key = cache_key(teacher_dir, data_fingerprint, max_length)
+    # the teacher's weights and every row's tokens (so text, tokenizer, length and truncation at once)
+    key = hashlib.sha256(f"{teacher_key(teacher_dir)}|".encode() + row_keys(split).numpy().tobytes()).hexdigest()[:24]
     folder = cache_dir() / "teacher_hidden"
     path = lambda layer: folder / f"{key}-layer{layer}.safetensors"  # noqa: E731
     with _locked(folder / key):

@@ -156,16 +156,21 @@ class DistillLoss:
         # hidden states and attention maps: of the labelled rows only (the transfer set's hidden
         # states are not cached, and it teaches through the logits alone)
         rows = (batch["labels"] != UNLABELED).nonzero().flatten()
-        if not len(rows) or not (s.hidden_weight > 0 or s.attention_weight > 0):
+        if not (s.hidden_weight > 0 or s.attention_weight > 0):
             return loss
+        if not len(rows):  # every row unlabelled: the projections still take part (DDP wants a gradient for each)
+            return loss + 0.0 * sum(h.float().sum() for h in out.hidden)
+        # each labelled row weighs what it would in a fully labelled batch, whatever the batch's mix
+        share = len(rows) / len(batch["labels"])
         mask = batch["attention_mask"][rows]
         if s.hidden_weight > 0:
             if self.teacher_hidden is not None:
                 teacher_states = [h.to(device) for h in self.teacher_hidden.batch(batch["index"][rows], mask, self.layer_map)]
             else:
                 teacher_states = [live.hidden_states[t + 1][rows] for t in self.layer_map]
-            loss = loss + s.hidden_weight * hidden_loss([h[rows] for h in out.hidden], teacher_states, mask)
+            loss = loss + share * s.hidden_weight * hidden_loss([h[rows] for h in out.hidden], teacher_states, mask)
         if s.attention_weight > 0:
             teacher_maps = [live.attentions[t][rows] for t in self.layer_map]
-            loss = loss + s.attention_weight * attention_loss([a[rows] for a in out.attentions], teacher_maps, mask)
+            loss = loss + share * s.attention_weight * attention_loss([a[rows] for a in out.attentions], teacher_maps,
+                                                                      mask)
         return loss

@@ -140,8 +140,9 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     teacher_tok = load_tokenizer(teacher_dir, "--teacher")
     from dataclasses import replace
 
-    from slimtune.data.length import resolve_max_length
+    from slimtune.data.length import inherit_truncation, resolve_max_length
 
+    data = inherit_truncation(data, teacher_dir)
     spec = replace(spec, max_length=resolve_max_length(spec.max_length, teacher_dir, data, teacher_tok,
                                                        load_config(teacher_dir), spec.use_gpu))
     teacher = load_classifier(teacher_dir, data.label_names, attn).eval()
@@ -166,8 +167,7 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
             )
     hidden = None
     if spec.loss.hidden_weight:  # read from disk each step instead of a teacher forward per step
-        hidden = teacher_hidden(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id, data.fingerprint,
-                                spec.max_length, mapping)
+        hidden = teacher_hidden(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id, mapping)
     loss_fn = DistillLoss(spec.loss, mapping, teacher_logits=logits, teacher_hidden=hidden,
                           teacher=teacher if spec.loss.attention_weight else None,
                           teacher_split=None if same_tokens else t_enc["train"], teacher_pad_id=teacher_tok.pad_token_id)
@@ -190,8 +190,8 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
         "accuracy_retained": report["accuracy"] / teacher_report["accuracy"] if teacher_report["accuracy"] else 0.0,
         "flops_ratio": report["encoder_flops"] / teacher_report["encoder_flops"],
         "layer_map": mapping,
-        "labelled_rows": len(data.train),
-        "transfer_rows": len(data.unlabeled),
+        "labelled_rows": enc["train"].labelled(),
+        "transfer_rows": len(enc["train"]) - enc["train"].labelled(),
         "best_epoch": record.best_epoch,
         "validation": record.best_metrics,
         "history": record.history,

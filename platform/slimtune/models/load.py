@@ -164,7 +164,7 @@ def provenance(source_model: str, data, max_length: int, **extra) -> dict:
     from slimtune.version import __version__
 
     return {"slimtune_version": __version__, "source_model": source_model, "label_names": list(data.label_names),
-            "max_length": max_length, "truncation": data.truncation, "data_fingerprint": data.fingerprint, **extra}
+            "max_length": max_length, "truncation": data.truncation or "head", "data_fingerprint": data.fingerprint, **extra}
 
 
 def read_model_info(folder: str | Path) -> dict:

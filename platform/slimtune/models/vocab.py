@@ -162,12 +162,15 @@ def prune_vocab(model, tokenizer, keep: list[int]):
     return model, new
 
 
-def prune_to_data(model, tokenizer, train_split, extra_texts: list[str] = (), max_length: int = 128):
+def prune_to_data(model, tokenizer, train_split, extra_texts: list[str] = (), max_length: int = 128,
+                  truncation: str = "head"):
     """(model, tokenizer, record): keep the pieces of the training split (already encoded by
-    `tokenizer`) and of `extra_texts`, never validation or test texts."""
+    `tokenizer`) and of `extra_texts` (cut as training cuts them), never validation or test texts."""
+    from slimtune.data.tokenize import encode
+
     used = used_ids([train_split])
     if extra_texts:
-        used |= {i for ids in tokenizer(list(extra_texts), truncation=True, max_length=max_length)["input_ids"] for i in ids}
+        used |= used_ids([encode(list(extra_texts), [0] * len(extra_texts), tokenizer, max_length, truncation)])
     before = len(tokenizer)
     from slimtune.models.families import family_of
 

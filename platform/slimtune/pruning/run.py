@@ -245,9 +245,10 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     data = data if data is not None else load_data(spec.data)
     from dataclasses import replace
 
-    from slimtune.data.length import resolve_max_length
+    from slimtune.data.length import inherit_truncation, resolve_max_length
     from slimtune.models import load_config
 
+    data = inherit_truncation(data, resolved)
     spec = replace(spec, max_length=resolve_max_length(spec.max_length, resolved, data, load_tokenizer(resolved),
                                                        load_config(resolved)))
     if spec.method == "learned":
@@ -291,7 +292,8 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
         from slimtune.models.vocab import coverage, prune_to_data, read_extra_texts
 
         extra = read_extra_texts(spec.vocab_extra) + list(data.unlabeled)  # the transfer set's pieces too
-        model, tokenizer, vocab = prune_to_data(model, tokenizer, encoded["train"], extra, spec.max_length)
+        model, tokenizer, vocab = prune_to_data(model, tokenizer, encoded["train"], extra, spec.max_length,
+                                                data.truncation)
         encoded = encode_data(data, tokenizer, spec.max_length)  # test texts may now split differently
         vocab["test_unknown_share"] = coverage(tokenizer, list(data.test["text"]), spec.max_length)["unknown_share"]
         log.info(f"vocabulary: {vocab['vocab_size']:,} of {vocab['vocab_size_before']:,} pieces kept; "

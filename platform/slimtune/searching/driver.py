@@ -227,14 +227,15 @@ def _gives_zero_layers(space: SearchSpace, teacher: TeacherInfo, point: dict, se
     return inside and candidate.layers == 0
 
 
-def _finetune_test_accuracy(teacher_dir: str, fingerprint: str, max_length: int) -> float | None:
+def _finetune_test_accuracy(teacher_dir: str, fingerprint: str, max_length: int, truncation: str) -> float | None:
     """The teacher's test accuracy from its `slimtune finetune` metrics, when they are of this data."""
     path = Path(teacher_dir).parent / "metrics.json"
     try:
         metrics = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    same = metrics.get("data", {}).get("fingerprint") == fingerprint and metrics.get("max_length") == max_length
+    same = (metrics.get("data", {}).get("fingerprint") == fingerprint and metrics.get("max_length") == max_length
+            and metrics.get("truncation", "head") == truncation)
     return metrics.get("accuracy") if same else None
 
 
@@ -256,12 +257,13 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
         teacher_dir = str(Path(teacher_dir).resolve())
     data = data if data is not None else load_data(spec.data)
     tokenizer = load_tokenizer(teacher_dir, "--teacher")
-    from slimtune.data.length import resolve_max_length
+    from slimtune.data.length import inherit_truncation, resolve_max_length
     from slimtune.models import load_config
 
+    data = inherit_truncation(data, teacher_dir)
     spec = replace(spec, max_length=resolve_max_length(spec.max_length, teacher_dir, data, tokenizer,
                                                        load_config(teacher_dir), spec.gpus_per_trial > 0))
-    known_test = _finetune_test_accuracy(teacher_dir, data.fingerprint, spec.max_length)
+    known_test = _finetune_test_accuracy(teacher_dir, data.fingerprint, spec.max_length, data.truncation)
     data = subsample_train(data, spec.max_train_samples, spec.seed, spec.max_unlabeled_samples)
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     encoded = encode_data(data, tokenizer, spec.max_length, transfer=True)

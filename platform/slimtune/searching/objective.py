@@ -155,7 +155,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     hidden_cache = None
     if hidden_weight:
         hidden_cache = teacher_hidden(teacher, shared.tokenizer_dir, shared.encoded["train"], shared.pad_token_id,
-                                      shared.data_fingerprint, shared.max_length, mapping)
+                                      mapping)
     loss_fn = DistillLoss(loss_spec, mapping, teacher_logits=shared.teacher_logits,
                           teacher=teacher if attention_weight else None, teacher_hidden=hidden_cache,
                           teacher_split=None if encoded is shared.encoded else shared.encoded["train"],
@@ -177,12 +177,15 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         "test_accuracy": test["accuracy"],
         "test_f1_macro": test["f1_macro"],
         "latency_ms": latency,
-        "latency_ms_predicted": predicted_latency(shared, student),
+        # the latency model was profiled at the search's length: no prediction for a student that reads fewer
+        "latency_ms_predicted": predicted_latency(shared, student) if seq == shared.seq else None,
         "size_mb": onnx_mb,
         "num_parameters": sum(p.numel() for p in student.parameters()),
         "encoder_flops": encoder_flops(student, seq),
         "seq": seq,
         "trial_seconds": time.perf_counter() - started,
+        "labelled_rows": encoded["train"].labelled(),
+        "transfer_rows": len(encoded["train"]) - encoded["train"].labelled(),
         "lr": record.lr,
         "vocab_size": vocab["vocab_size"],
         "hidden_size": student.config.hidden_size,

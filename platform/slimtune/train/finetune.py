@@ -111,8 +111,9 @@ def run_finetune(spec: FinetuneSpec, data: TextData | None = None) -> dict:
     from slimtune.train.loop import evaluate
 
     tokenizer = load_tokenizer(resolved)
-    from slimtune.data.length import resolve_max_length
+    from slimtune.data.length import inherit_truncation, resolve_max_length
 
+    data = inherit_truncation(data, resolved)
     spec = replace(spec, max_length=resolve_max_length(spec.max_length, resolved, data, tokenizer,
                                                        load_config(resolved), spec.use_gpu))
     started = time.perf_counter()
@@ -158,6 +159,7 @@ def run_finetune(spec: FinetuneSpec, data: TextData | None = None) -> dict:
         },
         "train": {**asdict(spec.train), "lr": record.lr},
         "max_length": spec.max_length,
+        "truncation": data.truncation,
         "slimtune_version": __version__,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
