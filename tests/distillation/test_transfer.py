@@ -134,3 +134,25 @@ def test_distillation_learns_from_the_transfer_set(trained_tiny_dir, tiny_model_
     saved = json.loads((tmp_path / "with" / "metrics.json").read_text())
     assert saved["transfer_rows"] == with_transfer["transfer_rows"]
     assert with_transfer["accuracy"] >= 0.9 and with_transfer["accuracy"] > alone["accuracy"] + 0.1
+
+
+def test_an_all_transfer_batch_still_reaches_every_projection():
+    """Under DDP every parameter needs a gradient each step: a batch of transfer rows alone (no
+    hidden-state term) must still reach the hidden-state projections, with zero gradient."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tok = build_tokenizer()
+    frame = make_texts(8, seed=1)
+    split = encode(frame["text"], [UNLABELED] * 8, tok, 32)
+    teacher = build_tiny_bert(vocab_size=len(tok)).eval()
+    narrow = BertForSequenceClassification(BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=2,
+                                                      num_attention_heads=2, intermediate_size=32,
+                                                      max_position_embeddings=64, num_labels=2))
+    spec = LossSpec(hidden_weight=1.0)
+    module = DistillModule(narrow, 32, spec, [0, 1])
+    loss = DistillLoss(spec, [0, 1], teacher_logits=compute_logits(teacher, split, tok.pad_token_id), teacher=teacher)
+    from slimtune.data.tokenize import PadCollator
+
+    loss(module, PadCollator(tok.pad_token_id)([split[i] for i in range(8)])).backward()
+    grads = [p.grad for p in module.projections.parameters()]
+    assert len(grads) == 4 and all(g is not None and not g.any() for g in grads)
