@@ -4,7 +4,8 @@ CLI and the Python API build (see slimtune.settings), checked whole before any w
     model, out, teacher, storage   the job's own keys
     reference                      a small pretrained model fine-tuned directly with the finetune
                                    settings: what a user would do without slimtune, in the report
-    data:      DataSpec      (source, text_column, label_column, max_train_samples, seed, ...)
+    data:      DataSpec      (source, text_column, label_column, max_train_samples, seed, unlabeled,
+                              max_unlabeled_samples, truncation, ...)
     finetune:  FinetuneSpec  (epochs, batch_size, lr, max_length, workers, use_gpu, ...)
     search:    SearchSpec    (space, constraints, trials, concurrency, sampler, objectives, ...)
     winners:   WinnersSpec   (count, min_accuracy_ratio, max_latency_ms, epochs)
