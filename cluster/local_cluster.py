@@ -156,7 +156,12 @@ def stop(folder: Path) -> None:
     while (left := _ours(folder, roots)) and time.monotonic() < deadline:
         _signal(left, signal.SIGTERM)
         time.sleep(0.5)
-    _signal(_ours(folder, roots), signal.SIGKILL)  # whatever ignored SIGTERM or left its group
+    # whatever ignored SIGTERM or left its group; until none is left (a SIGKILL is not instant, and a
+    # dying raylet may have started one more worker)
+    deadline = time.monotonic() + 10
+    while (left := _ours(folder, roots)) and time.monotonic() < deadline:
+        _signal(left, signal.SIGKILL)
+        time.sleep(0.2)
     state_file.unlink()
     print(f"stopped the cluster in {folder}")
 
