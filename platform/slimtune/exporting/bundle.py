@@ -74,9 +74,8 @@ def _git_commit() -> str | None:
 
 
 def _feeds(tokenizer, texts: list[str], max_length: int, batch: int, truncation: str = "head") -> list[dict]:
-    import numpy as np
-
     from slimtune.data.truncation import encode_ids
+    from slimtune.exporting.runtime import pad_batch
 
     feeds = []
     for start in range(0, len(texts), batch):
@@ -85,12 +84,7 @@ def _feeds(tokenizer, texts: list[str], max_length: int, batch: int, truncation:
             ids = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
         else:
             ids = encode_ids(tokenizer, chunk, max_length, truncation)
-        longest = max(len(x) for x in ids)
-        input_ids = np.full((len(ids), longest), tokenizer.pad_token_id or 0, dtype=np.int64)
-        mask = np.zeros((len(ids), longest), dtype=np.int64)
-        for row, seq in enumerate(ids):
-            input_ids[row, : len(seq)], mask[row, : len(seq)] = seq, 1
-        feeds.append({"input_ids": input_ids, "attention_mask": mask})
+        feeds.append(pad_batch(ids, tokenizer.pad_token_id or 0))
     return feeds
 
 

@@ -30,6 +30,16 @@ SAMPLE_TEXTS = [
 ]
 
 
+def pad_batch(ids: list[list[int]], pad_id: int) -> dict[str, np.ndarray]:
+    """Token ids padded to the batch's longest, and their attention mask (the model's two inputs)."""
+    longest = max(len(x) for x in ids)
+    input_ids = np.full((len(ids), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), longest), dtype=np.int64)
+    for row, seq in enumerate(ids):
+        input_ids[row, : len(seq)], mask[row, : len(seq)] = seq, 1
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
 class BundleError(ValueError):
     """A bundle that is not whole: a file changed, truncated, missing or not listed."""
 
@@ -151,14 +161,7 @@ class Bundle:
 
     def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Token ids padded to the longest text of the batch (as in training)."""
-        ids = self._ids(list(texts))
-        longest = max(len(x) for x in ids)
-        input_ids = np.full((len(ids), longest), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(ids), longest), dtype=np.int64)
-        for row, seq in enumerate(ids):
-            input_ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask}
+        return pad_batch(self._ids(list(texts)), self.pad_id)
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
         if self.truncation == "head":
