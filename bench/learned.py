@@ -7,6 +7,9 @@ ms-windows, ibm-pc hardware, mac hardware, windows-x), which share most of their
 MiniLM-L6 teacher is fine-tuned on `--rows` of them (3 epochs), and its latency model profiled
 once (ONNX Runtime fp32, 1 thread, batch 1, 128 tokens). For each target speed-up and seed:
 - learned: `prune --method learned --target-speedup S` (1 epoch of gates, 2 of distillation);
+- taylor-fit: the same command with `--scores taylor`: no gate training; Taylor scores (each kind
+  divided by its mean) rank the units, the same `fit` cuts to the target, then 3 epochs of the same
+  distillation: what the gates add over the cheap recipe;
 - one-shot: the `--shapes` (3) uniform shapes (layers kept, heads and FFN fractions removed) whose
   predicted latency is nearest the target, each cut by Taylor scores, then distilled for the same
   3 epochs. Many uniform shapes lie within a few percent of a target and they differ by up to 3
@@ -14,7 +17,8 @@ once (ONNX Runtime fp32, 1 thread, batch 1, 128 tokens). For each target speed-u
   so the nearest alone is an arbitrary baseline: rows `oneshot` (the nearest, as the issue asks)
   and `oneshot-best` (per seed, the shape with the best validation accuracy) are both printed.
 Every model is exported and timed in turns in one process at the end; it prints test accuracy
-(both seeds and their mean) and measured speed-up, the wall time, and a JSON line.
+(both seeds and their mean) and measured speed-up, for learned the predicted latency of the gates'
+own shape before `fit` as a multiple of the target, the wall time, and a JSON line.
 """
 
 from __future__ import annotations
@@ -86,10 +90,12 @@ def main() -> None:
     started = time.perf_counter()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = DataSpec(str(hard_subset(out)), max_train_samples=args.rows, seed=42)
+    # labelled rows only (no transfer set): what is compared here is how each method prunes
+    data = DataSpec(str(hard_subset(out)), max_train_samples=args.rows, max_unlabeled_samples=0, seed=42)
     teacher = out / "teacher"
     if not (teacher / "metrics.json").exists():
-        slimtune.finetune(model="builtin:minilm-l6", data=data, out=str(teacher), epochs=3, workers=0)
+        slimtune.finetune(model="builtin:minilm-l6", data=data, out=str(teacher), epochs=3, workers=0,
+                          max_length=128)  # the length the latency model times
     teacher_metrics = json.loads((teacher / "metrics.json").read_text())
     labels = tuple(json.loads((teacher / "model" / "config.json").read_text())["id2label"].values())
     latency_path = out / "latency_model.json"
@@ -109,6 +115,12 @@ def main() -> None:
                                 latency_model=str(latency_path),
                                 train_seed=seed))
         runs[(target, seed, "learned")] = learned
+        taylor = out / f"taylor-fit-{target:g}x-seed{seed}"
+        if not (taylor / "metrics.json").exists():
+            run_prune(PruneSpec(model=str(teacher), data=data, out=str(taylor), method="learned", scores="taylor",
+                                target_speedup=target, final_epochs=3, latency_model=str(latency_path),
+                                train_seed=seed))
+        runs[(target, seed, "taylor-fit")] = taylor
         tried = []
         for shape in oneshot_shapes(latency, teacher_shape, teacher_ms / target, args.shapes):
             name = f"oneshot-{target:g}x-seed{seed}-{shape['layers']}L-h{shape['heads']:g}-f{shape['ffn']:g}"
@@ -136,14 +148,21 @@ def main() -> None:
           f"(predicted {teacher_ms:.2f} ms)")
     print(f"{'target':>6} {'method':>12} {'test accuracy (mean; seeds)':>34} {'speed-up (each seed)':>24}  runs")
     for target in sorted({k[0] for k in runs}):
-        for method in ("learned", "oneshot", "oneshot-best"):
+        for method in ("learned", "taylor-fit", "oneshot", "oneshot-best"):
             keys = [k for k in runs if k[0] == target and k[2] == method]
             accs = [json.loads((runs[k] / "metrics.json").read_text())["accuracy"] for k in keys]
             speed = [ms["teacher"] / ms[runs[k].name] for k in keys]
+            before_fit = [json.loads((runs[k] / "metrics.json").read_text())["pruned"].get("gates_ms")
+                          for k in keys] if method == "learned" else []
             rows[f"{target:g}x|{method}"] = {"accuracy_mean": statistics.mean(accs), "accuracy": accs,
                                              "speedup": speed, "runs": [runs[k].name for k in keys]}
+            gates = ""
+            if before_fit and None not in before_fit:  # the gates' own shape, as a multiple of the target
+                rows[f"{target:g}x|{method}"]["gates_over_target"] = [ms * target / teacher_ms for ms in before_fit]
+                gates = "  gates' shape before fit " + ", ".join(f"{ms * target / teacher_ms:.2f}x the target"
+                                                                 for ms in before_fit)
             print(f"{target:>5g}x {method:>12} {statistics.mean(accs):>10.4f} ({', '.join(f'{a:.4f}' for a in accs)})"
-                  f" {', '.join(f'{s:.2f}x' for s in speed):>24}  {', '.join(runs[k].name for k in keys)}")
+                  f" {', '.join(f'{s:.2f}x' for s in speed):>24}  {', '.join(runs[k].name for k in keys)}{gates}")
     minutes = (time.perf_counter() - started) / 60
     print(f"wall time {minutes:.1f} min")
     print(json.dumps({"teacher_accuracy": teacher_metrics["accuracy"], "teacher_ms": ms["teacher"], "rows": rows,

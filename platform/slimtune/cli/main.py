@@ -114,6 +114,7 @@ def _prune_parser(sub) -> None:
     learned.add_argument("--teacher", help="distil from this model (default: the model being pruned)")
     learned.add_argument("--epochs", type=int, help="epochs of gate training (default 1)")
     learned.add_argument("--final-epochs", type=int, help="distillation epochs after the removal (default 2)")
+    learned.add_argument("--scores", help="gates (trained; default) or taylor: no gate training, Taylor scores rank the units the latency model cuts to the target (the baseline the gates are measured against)")
     learned.add_argument("--hidden-weight", type=float, metavar="W", help="layer-wise distillation while the gates train: MSE to the same layer of the model being pruned (default 0: logits only)")
     learned.add_argument("--lr", type=float, help="learning rate of the weights (default: by width); the gates move faster, by the number of steps")
     learned.add_argument("--latency-model", metavar="FILE.json", help="a latency model (slimtune bench --profile) to reuse; default: profile the model first")

@@ -85,3 +85,14 @@ def taylor_scores(model, batches, loss_fn):
 def taylor_hidden_scores(model, batches, loss_fn) -> torch.Tensor:
     """`hidden_scores` from |w * dL/dw| instead of w^2."""
     return _with_gradients(model, batches, loss_fn, lambda m: hidden_scores(m, _taylor))
+
+
+def calibration_batches(encoded_train, pad_token_id: int, batch_size: int, n_batches: int, seed: int) -> list[dict]:
+    """`n_batches` padded batches of labelled training rows, drawn by `seed`: the gradients that
+    score units need a label."""
+    from slimtune.data.tokenize import PadCollator
+
+    order = torch.randperm(encoded_train.labelled(), generator=torch.Generator().manual_seed(seed)).tolist()
+    collate = PadCollator(pad_token_id)
+    picks = order[: batch_size * n_batches]
+    return [collate([encoded_train[i] for i in picks[s : s + batch_size]]) for s in range(0, len(picks), batch_size)]

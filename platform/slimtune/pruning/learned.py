@@ -12,32 +12,31 @@ expected latency to a target; then the gates become physical removal.
 - Cost: the latency model of the target runtime (`fixed + per layer (c0 + per_head * heads +
   per_neuron * neurons)`), so the cost is measured latency, not FLOPs (ZipLM, Kurtic et al.
   2023), applied to the shape `decide` would cut now: each kept layer's expected heads and
-  neurons (at least one of each, as a kept layer keeps) count in full. Priced as the expectation
-  of the sampled shape (units times their layer's probability, heads below one), the gates met an
-  8x target on paper (3.56 ms) while the shape they stood for predicted 4.17 ms, and `fit` cut the
-  rest. A layer gate is pulled by the layer's own overhead (c0) only, not by its units' cost: Adam
-  moves every gate at about its rate whatever the size of its gradient, and the distillation
-  signal on a layer gate is weak (the residual carries the input past a skipped layer), so charged
-  the whole layer the layer gates closed first. On 20news (MiniLM-L6, seed 1) they dropped three
-  of six layers at 4x (test 0.850; one-shot, all six layers kept, 0.879); pulled by c0 alone the
-  gates kept all six and thinned them (0.867). A layer still goes when distillation lets its gate
-  close, or when `fit` finds it down to one head and neuron.
+  neurons (at least one of each, as a kept layer keeps) count in full. (Priced as the expectation
+  of the sampled shape, the gates met a target on paper that the shape they stood for missed.) A
+  layer gate is pulled by the layer's own overhead (c0) only, not by its units' cost: Adam moves
+  every gate at about its rate whatever the size of its gradient, and the distillation signal on a
+  layer gate is weak (the residual carries the input past a skipped layer), so charged the whole
+  layer the layer gates closed first and whole layers went where thinning them kept more accuracy.
+  A layer still goes when distillation lets its gate close, or when `fit` finds it down to one
+  head and neuron.
 - Constraint: a pressure p times the expected latency ratio r to the model's own, toward a target
   t ramped from where the gates start to 1 / speed-up over the first half of training (as CoFi,
   Xia et al. 2022). p is a multiplier updated by dual ascent outside the optimizer, multiplicatively
   (p *= exp(step * clip((r - t) / t, -1, 1))): it grows while r misses t and shrinks once r is
-  below, so its scale, which depends on how hard distillation holds the units open, is found as
-  it goes. Trained by Adam instead (session 5) the multiplier grew by a fixed amount per step and
-  the gates' rate decayed with the weights': on 20news the expected latency was 10.1 ms against a
-  6.7 ms target when training ended. The gates now keep a constant rate. On 20news at 8x, with
-  layer gates charged the whole layer (session 6), pressure 1 and e^6 per run tracked the ramp
-  about 40 steps late and 3 and e^8 ran ahead of it. With heads and neurons doing the work (the
-  cost above), the gates end an 8x epoch 30-40% above the target (4.2-4.5 ms against 3.2-3.3;
-  twice the gate rate ended further off, at 5.8) and the fit below lands the shape.
+  below, so its scale, which depends on how hard distillation holds the units open, is found as it
+  goes (trained by Adam, it grew by a fixed amount per step and the gates ended far above the
+  target). The gates keep a constant rate. They lag the ramp (p must first grow past what holds
+  each unit open), and once they move they keep moving for about ten steps after the push ends
+  (Adam's momentum): pulled until r met t they ended well below it. So the pull stops while the
+  gates, at their present pace, would reach t within LEAD steps, and resumes if they settle above.
 - Rounding: the gates' shape is then fitted to the target (`fit`): the lowest-scored heads and
   neurons go (whole layers once a layer is down to one of each) until the predicted latency is at
   most the target, or the best-scored closed ones come back while it stays under. The gates decide
-  which units and how they spread over layers; the latency model decides how many.
+  which units go, how they spread over layers and, within a few percent, how many; `fit` rounds.
+  The gates' own shape before `fit` is recorded (`gates_ms` in the `pruned` record) and
+  `bench/learned.py` prints it against the target, beside the cheap recipe that skips the gates
+  (`rank_by`: Taylor scores, the same `fit`, the same distillation).
 
 The gates are ordinary parameters of `GatedModel` and the pressure a buffer: the training loop, its
 checkpoints and Ray Train's DDP handle them like any weight (every worker sees the same gates, so
@@ -55,9 +54,11 @@ from torch import nn
 from slimtune.models.families import family_of
 
 BETA, LOW, HIGH = 2 / 3, -0.1, 1.1  # the hard-concrete temperature and stretch of Louizos et al.
-# loss per unit of latency ratio. MiniLM-L6 on 20news: one batch's distillation gradient on a gate is
-# 1-2x the penalty's at pressure 1 for heads, 3-13x for FFN neurons; dual ascent finds the rest
-INITIAL_PRESSURE, PRESSURE_RANGE = 3.0, (1e-3, 1e4)
+# loss per unit of latency ratio at the start: high enough that the gates follow the ramp from the
+# first steps (they move at most their rate a step, so a late start is never made up in a short
+# run); being ahead of the target costs nothing (the pull stops), and dual ascent finds the rest
+INITIAL_PRESSURE, PRESSURE_RANGE = 30.0, (1e-3, 1e4)
+LEAD = 10  # steps ahead the constraint looks (see GatedModel.penalty)
 
 
 class HardConcrete(nn.Module):
@@ -111,6 +112,7 @@ class GatedModel(nn.Module):
         with torch.no_grad():  # the ramp starts where the gates start (not at 1): no early push to open them
             self.start_ratio = float(self.expected_ms()) / self.full_ms
         self._z: dict = {}
+        self._last, self._velocity = None, 0.0
         self._hooks = []
         self.trace: list[dict] = []
         for i, layer in enumerate(layers):
@@ -176,29 +178,36 @@ class GatedModel(nn.Module):
 
     def pressure_step(self) -> float:
         """The most the log of the pressure moves in one step (at a 100% miss; in proportion below):
-        e^8 over the whole run, at most e^0.08 a step. Much faster, it winds up while the gates are
+        e^10 over the whole run, at most e^0.16 a step. Much faster, it winds up while the gates are
         still on their way (they cross at the gate rate whatever the pull) and then shuts every unit
-        at once: on 20news a rate of e^1.6 per step took the pressure to its ceiling within 60 steps
-        and validation accuracy to 0.20."""
-        return min(0.08, 8.0 / self.total_steps)
+        at once (tried at e^1.6 a step: the pressure hit its ceiling and the model lost its accuracy)."""
+        return min(0.16, 10.0 / self.total_steps)
 
     def penalty(self) -> torch.Tensor:
         ratio = self.expected_ms() / self.full_ms
+        target = self.target()
         if self.training and torch.is_grad_enabled():  # one dual-ascent step per training step
             with torch.no_grad():
-                target = self.target()
+                if self._last is not None:
+                    self._velocity = 0.8 * self._velocity + 0.2 * (float(ratio) - self._last)  # per step
+                self._last = float(ratio)
                 miss = max(-1.0, min(1.0, (float(ratio) - target) / target))
                 self.pressure.mul_(math.exp(self.pressure_step() * miss)).clamp_(*PRESSURE_RANGE)
                 if int(self.step) % 10 == 0:  # the course of the constraint, for metrics.json
                     self.trace.append({"step": int(self.step), "expected_ms": float(ratio) * self.full_ms,
                                        "target_ms": target * self.full_ms, "pressure": float(self.pressure)})
-        return self.pressure * ratio
+        # the pull stops once the gates, at their present pace, would reach the target within LEAD
+        # steps: Adam carries each gate on for about 1 / (1 - beta1) = 10 steps after its push ends,
+        # and a pressure that pulled until the target was met left them well below it
+        ahead = float(ratio.detach()) + LEAD * self._velocity
+        return self.pressure * ratio * float(ahead > target)
 
     def gate_lr(self) -> float:
         """Far above the weights' rate: Adam moves a parameter about its rate per step, and a gate
-        must be able to cross from open (log_alpha ~ 1) to shut (~ -5) within the ramp. CoFi's 0.01
-        assumes thousands of steps; one epoch on 2,000 rows has about 32 in its ramp."""
-        return min(0.5, max(0.01, 8.0 / (self.ramp * self.total_steps)))
+        must be able to cross from open (log_alpha ~ 1) to shut (~ -5) well within the ramp, as not
+        every gate moves from the first step. CoFi's 0.01 assumes thousands of steps; one epoch on
+        2,000 rows has about 32 in its ramp."""
+        return min(0.5, max(0.01, 12.0 / (self.ramp * self.total_steps)))
 
     def optimizer_groups(self, lr: float) -> list[dict]:
         gates = [p for m in (*self.heads, *self.neurons, *self.layers) for p in m.parameters()]
@@ -251,6 +260,26 @@ class GatedModel(nn.Module):
                 ms += cost[kind]
         return [None if keep is None else {k: sorted(v) for k, v in keep.items()} for keep in decision]
 
+    def rank_by(self, head_scores, ffn_scores) -> list[dict]:
+        """Put importance scores (one tensor per layer and kind, e.g. Taylor's) where `fit` reads
+        the gates' scores, and return the whole shape for `fit` to cut from: the cheap recipe the
+        trained gates are measured against. A head's Taylor score sums over 4 x head-size x width
+        weights, a neuron's over 2 x width, so each kind is divided by its own mean over the model
+        first: 1 is an average head or an average neuron, and `fit` ranks both kinds on one scale.
+        A layer's score is the mean of its units' (the lowest goes first when whole layers must)."""
+        def normalised(scores):
+            mean = torch.cat([s.float() for s in scores]).mean().clamp_min(1e-12)
+            return [s.float() / mean for s in scores]
+
+        with torch.no_grad():
+            for gates, scores in ((self.heads, normalised(head_scores)), (self.neurons, normalised(ffn_scores))):
+                for gate, score in zip(gates, scores):
+                    gate.log_alpha.copy_(score)
+            for i, gate in enumerate(self.layers):
+                gate.log_alpha.fill_(float(torch.cat([self.heads[i].log_alpha, self.neurons[i].log_alpha]).mean()))
+        return [{"heads": list(range(len(h.log_alpha))), "neurons": list(range(len(f.log_alpha)))}
+                for h, f in zip(self.heads, self.neurons)]
+
     def release(self):
         """Take the hooks off and hand back the model (its weights as trained, nothing removed yet)."""
         for handle in self._hooks:
@@ -302,12 +331,14 @@ def measure_pair(teacher, student, seq: int, threads: int, rounds: int = 7) -> t
 
 
 def learn_and_cut(model, latency, target_ms: float, loss, train_split, val_split, spec, *, num_labels: int,
-                  pad_token_id: int, train_fn=None, hidden: bool = False):
+                  pad_token_id: int, train_fn=None, hidden: bool = False, scores: str = "gates"):
     """Train gates on `model` (in place, with its weights) for `spec.epochs` towards `target_ms` of
-    predicted latency, then remove what they closed. Returns (the kept shape, the gate training's
-    record, the constraint's course every 10 steps: expected and target ms, pressure). `train_fn`
-    as the search passes it (default: the plain loop here); `hidden`: the gated model returns every
-    layer's output too (`loss` distils them)."""
+    predicted latency, then remove what they closed. Returns (the kept shape with `gates_ms`, the
+    predicted latency of the gates' own shape before `fit`; the gate training's record; the
+    constraint's course every 10 steps: expected and target ms, pressure). `train_fn` as the search
+    passes it (default: the plain loop here); `hidden`: the gated model returns every layer's output
+    too (`loss` distils them). `scores="taylor"`: no gate training (the record is None): Taylor
+    scores on 8 labelled batches rank the units and `fit` alone cuts to the target."""
     from dataclasses import replace
 
     from slimtune import log
@@ -316,17 +347,29 @@ def learn_and_cut(model, latency, target_ms: float, loss, train_split, val_split
     steps = math.ceil(len(train_split) / spec.batch_size) * spec.epochs
     if spec.max_steps:  # the ramp, rate and pressure are sized for the steps that will run
         steps = min(steps, spec.max_steps)
-    gated = GatedModel(model, latency, target_ms, steps, hidden=hidden)
-    log.info(f"learning gates for {spec.epochs} epoch(s): expected latency {float(gated.expected_ms().detach()):.2f} ms, "
-             f"target {target_ms:.2f} ms (predicted, fp32)")
-    record = (train_fn or train)(gated, train_split, val_split, replace(spec, select_metric="last"),  # an earlier
-                                 num_labels=num_labels, pad_token_id=pad_token_id,                  # epoch is bigger
-                                 loss_fn=_with_penalty(loss))
-    decision = gated.decide()
+    if scores == "taylor":
+        from slimtune.pruning.importance import calibration_batches, taylor_scores
+        from slimtune.train.loop import cross_entropy_loss
+
+        batches = calibration_batches(train_split, pad_token_id, spec.batch_size, 8, spec.seed)
+        head_scores, ffn_scores = taylor_scores(model, batches, cross_entropy_loss)
+        gated = GatedModel(model, latency, target_ms, steps)
+        decision, record = gated.rank_by(head_scores, ffn_scores), None
+        log.info(f"Taylor scores, no gate training: the whole shape {gated.predicted_ms(decision):.2f} ms, "
+                 f"target {target_ms:.2f} ms (predicted, fp32)")
+    else:
+        gated = GatedModel(model, latency, target_ms, steps, hidden=hidden)
+        log.info(f"learning gates for {spec.epochs} epoch(s): expected latency "
+                 f"{float(gated.expected_ms().detach()):.2f} ms, target {target_ms:.2f} ms (predicted, fp32)")
+        record = (train_fn or train)(gated, train_split, val_split, replace(spec, select_metric="last"),  # an earlier
+                                     num_labels=num_labels, pad_token_id=pad_token_id,                  # epoch is bigger
+                                     loss_fn=_with_penalty(loss))
+        decision = gated.decide()
+    gates_ms = gated.predicted_ms(decision)
     fitted = gated.fit(decision)
-    log.info(f"gates learnt: expected latency {float(gated.expected_ms().detach()):.2f} ms, their shape "
-             f"{gated.predicted_ms(decision):.2f} ms, fitted to the target {gated.predicted_ms(fitted):.2f} ms (predicted)")
-    decision = fitted
-    kept = apply_decision(gated.release(), decision)
+    log.info(f"{'the gates' if record else 'the scores'}' shape {gates_ms:.2f} ms "
+             f"({gates_ms / target_ms:.2f} x the target), fitted to the target {gated.predicted_ms(fitted):.2f} ms "
+             "(predicted)")
+    kept = {**apply_decision(gated.release(), fitted), "gates_ms": gates_ms}
     log.info(f"kept layers {kept['kept_layers']}, heads {kept['heads']}, FFN {kept['ffn']}")
     return kept, record, gated.trace

@@ -67,16 +67,20 @@ class PruneSpec:
     """learned: the model distilled from (None: the model being pruned)."""
     epochs: int = 1
     """learned: epochs of gate training. One, then two of distillation: the gates reach the target
-    within an epoch, and the kept shape then needs its own training (on 20news at 8x, one seed and
-    different pressure settings each, 0.851 against 0.848 and 0.836 for two then one; README,
-    Measured here)."""
+    within an epoch, and the kept shape then needs its own training (bench/learned.py
+    --gate-epochs compares splits of the same 3 epochs)."""
     final_epochs: int = 2
     """learned: distillation epochs after the closed units are removed."""
+    scores: str = "gates"
+    """learned: what ranks the units `fit` cuts to the target. gates: hard-concrete gates trained
+    for `epochs`; taylor: no gate training (`epochs` unused), Taylor scores of each kind divided by
+    that kind's mean (`GatedModel.rank_by`): the cheap recipe the gates are measured against
+    (bench/learned.py gives it the same total epochs as `final_epochs`)."""
     hidden_weight: float = 0.0
     """learned: weight of CoFi's layer-wise distillation while the gates train, the MSE between
     each gated layer's output and the same layer of the teacher, which must then be the model
-    being pruned (0: logits only). Off by default: on 20news at 8x (seed 1) 1.0 gave 0.846
-    against 0.855 without."""
+    being pruned (0: logits only). Off by default: it did not help on the one 20news run that tried it
+    (README, Measured here)."""
     lr: float | None = None
     """learned: peak learning rate of the weights (None: by width); the gates move faster, at a
     rate set by the number of steps (GatedModel.gate_lr)."""
@@ -114,6 +118,11 @@ class PruneSpec:
             raise SlimtuneError(f"--vocab: full (keep every piece) or data (the pieces the training rows use), not {self.vocab}")
         if self.method not in ("oneshot", "learned"):
             raise SlimtuneError(f"--method: oneshot or learned, not {self.method}")
+        if self.scores not in ("gates", "taylor"):
+            raise SlimtuneError(f"--scores: gates (trained) or taylor (no gate training), not {self.scores}")
+        if self.scores == "taylor" and (self.method != "learned" or self.hidden_weight):
+            raise SlimtuneError("--scores taylor: goes with --method learned and without --hidden-weight (no gates "
+                                "train, so there is nothing to distil layer-wise into)")
         if self.method == "learned":
             if self.target_speedup is None or self.target_speedup <= 1:
                 raise SlimtuneError(f"--target-speedup: --method learned needs a speed-up above 1, got {self.target_speedup}")
@@ -136,18 +145,6 @@ class PruneSpec:
             raise SlimtuneError("--hidden-weight: goes with --method learned (distil a one-shot cut with slimtune distill)")
         if self.vocab_extra and (self.vocab != "data" or not Path(self.vocab_extra).is_file()):
             raise SlimtuneError(f"--vocab-extra: a text file (one text per line) that goes with --vocab data, got {self.vocab_extra}")
-
-
-def _calibration(encoded_train, pad_token_id: int, batch_size: int, n_batches: int, seed: int):
-    import torch
-
-    from slimtune.data.tokenize import PadCollator
-
-    # labelled rows only: the gradients that score units need a label
-    order = torch.randperm(encoded_train.labelled(), generator=torch.Generator().manual_seed(seed)).tolist()
-    collate = PadCollator(pad_token_id)
-    picks = order[: batch_size * n_batches]
-    return [collate([encoded_train[i] for i in picks[s : s + batch_size]]) for s in range(0, len(picks), batch_size)]
 
 
 def hidden_kept(hidden_size: int, ratio: float) -> int:
@@ -256,6 +253,7 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     import torch
 
     from slimtune.data.tokenize import encode_data
+    from slimtune.pruning.importance import calibration_batches
     from slimtune.train.report import model_metrics
 
     tokenizer = load_tokenizer(resolved)
@@ -268,7 +266,7 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     torch.manual_seed(spec.data.seed)
     calibration = None
     if spec.importance == "taylor" and (spec.heads or spec.ffn or spec.hidden):
-        calibration = _calibration(encoded["train"], pad, spec.batch_size, spec.calibration_batches, spec.data.seed)
+        calibration = calibration_batches(encoded["train"], pad, spec.batch_size, spec.calibration_batches, spec.data.seed)
     started = time.perf_counter()
     kept = apply_pruning(model, heads=spec.heads, ffn=spec.ffn, hidden=spec.hidden, layers=spec.layers,
                          keep_layer_indices=spec.keep_layer_indices, importance=spec.importance,
@@ -382,7 +380,7 @@ def run_learned(spec: PruneSpec, data) -> dict:
     target_ms = latency.predict(model_layer_shape(model)) / spec.target_speedup
     kept, gate_record, trace = learn_and_cut(model, latency, target_ms, distill, encoded["train"],
                                              encoded["validation"], gate_spec, num_labels=data.num_labels,
-                                             pad_token_id=pad, hidden=spec.hidden_weight > 0)
+                                             pad_token_id=pad, hidden=spec.hidden_weight > 0, scores=spec.scores)
     final_record = None
     if spec.final_epochs:
         final = DistillLoss(LossSpec(), list(range(len(kept["kept_layers"]))), teacher_logits=logits,
@@ -413,7 +411,7 @@ def run_learned(spec: PruneSpec, data) -> dict:
         "target_speedup": spec.target_speedup,
         "pruned": kept,
         "shape": [{"heads": h, "ffn": f} for h, f in model_layer_shape(model)],
-        "gate_history": gate_record.history,
+        "gate_history": gate_record.history if gate_record else [],
         "gate_trace": trace,
         "final_history": final_record.history if final_record else [],
         "prune_seconds": prune_seconds,

@@ -276,11 +276,11 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     # position embeddings bound it, and so does the length the teacher reads
     seq = min(spec.seq, family_of(teacher.config).usable_positions(teacher.config), spec.max_length)
     shared = Shared(
+        spec=replace(spec, space=""), seq=seq,  # trials need its settings, not the space (a function may not pickle)
         teacher_state={k: v.clone() for k, v in teacher.state_dict().items()}, teacher_config=teacher.config,
         teacher_shape=read_model_info(teacher_dir).get("shape"), tokenizer_dir=teacher_dir,
         label_names=data.label_names, encoded=encoded, teacher_logits=logits, pad_token_id=tokenizer.pad_token_id,
-        max_length=spec.max_length, seq=seq, threads=spec.latency_threads, seed=spec.seed,
-        max_steps=spec.max_steps, vocab=spec.vocab, data_fingerprint=data.fingerprint, truncation=data.truncation,
+        data_fingerprint=data.fingerprint, truncation=data.truncation,
         texts={"train": training_texts(data, transfer=True),
                **{split: list(getattr(data, split)["text"]) for split in ("validation", "test")}},
         latency_model=json.loads(Path(spec.latency_model).read_text()) if spec.latency_model else None,

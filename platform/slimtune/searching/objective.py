@@ -24,8 +24,12 @@ from slimtune.searching.space import Candidate
 
 @dataclass
 class Shared:
-    """Per-search inputs, built once by the driver."""
+    """Per-search inputs, built once by the driver. The search's own settings are its SearchSpec
+    (`spec`, `max_length` resolved from the data), not copied field by field."""
 
+    spec: object  # SearchSpec (typed loosely: the driver imports this module)
+    seq: int
+    """Tokens a student is timed at: the spec's, capped by the teacher's positions and max_length."""
     teacher_state: dict
     teacher_config: object
     teacher_shape: dict | None
@@ -34,21 +38,22 @@ class Shared:
     encoded: dict  # train / validation / test EncodedSplit
     teacher_logits: torch.Tensor
     pad_token_id: int
-    max_length: int
-    seq: int = 128
-    threads: int = 1
-    batch_size: int = 32
-    seed: int = 42
-    max_steps: int | None = None
     texts: dict | None = None
     """train / validation / test texts, for a student whose vocabulary is pruned (it re-encodes them)."""
-    vocab: str = "full"
-    """The candidates' vocabulary when the space does not choose: full, or data (the training rows' pieces)."""
     data_fingerprint: str = ""
     truncation: str = "head"
     """How long texts are cut (DataSpec.truncation): students re-encode and record it."""
     latency_model: dict | None = None
     """A LatencyModel's fields, when the search predicts latency beside measuring it."""
+    batch_size: int = 32
+
+    @property
+    def max_length(self) -> int:
+        return self.spec.max_length
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
 
 
 def teacher_model(shared: Shared, attn_implementation: str | None = None):
@@ -102,7 +107,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     from slimtune.models.vocab import prune_to_data
     from slimtune.models.load import save_model
     from slimtune.models.surgery import encoder_flops, encoder_layers, model_layer_shape
-    from slimtune.pruning.run import _calibration, apply_pruning
+    from slimtune.pruning.importance import calibration_batches
+    from slimtune.pruning.run import apply_pruning
     from slimtune.train.loop import evaluate, train
 
     started = time.perf_counter()
@@ -116,7 +122,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         encoded = _encode(shared, tokenizer, length)
     calibration = None
     if candidate.importance == "taylor" and (candidate.heads or candidate.ffn or candidate.hidden or shape):
-        calibration = _calibration(encoded["train"], tokenizer.pad_token_id, shared.batch_size, 4, shared.seed)
+        calibration = calibration_batches(encoded["train"], tokenizer.pad_token_id, shared.batch_size, 4, shared.seed)
     n_base = len(encoder_layers(student))
     base_shape = model_layer_shape(student)
     if candidate.layers == 0:  # the base's embeddings under a new head (the candidate refused every layer knob)
@@ -135,7 +141,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         kept = _learn_shape(candidate, shared, teacher, base_shape, student, encoded, kept, tokenizer.pad_token_id,
                             train_fn)
     vocab = {"vocab_size": len(tokenizer), "vocab": "full"}
-    if (candidate.vocab or shared.vocab) == "data":
+    if (candidate.vocab or shared.spec.vocab) == "data":
         student, tokenizer, vocab = prune_to_data(student, tokenizer, encoded["train"])
         vocab["vocab"] = "data"
         # training texts keep their pieces (new ids); validation and test texts may split differently
@@ -167,7 +173,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     test = evaluate(student, encoded["test"], len(shared.label_names), pad)
     student = student.cpu()  # trained on a GPU when the trial has one; timed and saved on the CPU
     seq = min(shared.seq, length)  # timed at the length it reads
-    latency, onnx_mb = measure_latency_ms(student, folder, seq, shared.threads)
+    latency, onnx_mb = measure_latency_ms(student, folder, seq, shared.spec.latency_threads)
     save_model(student, tokenizer, folder / "model", {
         "slimtune_version": __version__, "source_model": source, "teacher": shared.tokenizer_dir,
         "data_fingerprint": shared.data_fingerprint, "label_names": list(shared.label_names),
@@ -223,7 +229,7 @@ def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, stud
                                 encoded["validation"], spec, num_labels=len(shared.label_names),
                                 pad_token_id=pad_token_id, train_fn=train_fn)
     return {**kept, "kept_layers": [kept["kept_layers"][i] for i in shape["kept_layers"]],
-            "heads": shape["heads"], "ffn": shape["ffn"], "method": "learned"}
+            "heads": shape["heads"], "ffn": shape["ffn"], "method": "learned", "gates_ms": shape["gates_ms"]}
 
 
 def _loss_spec(candidate: Candidate, hidden_weight: float = 0.0, attention_weight: float = 0.0):
@@ -239,7 +245,7 @@ def _train_spec(candidate: Candidate, shared: Shared, log_every: int = 10_000):
     from slimtune.train.loop import TrainSpec
 
     return TrainSpec(epochs=candidate.epochs, batch_size=shared.batch_size, lr=candidate.lr, seed=shared.seed,
-                     log_every=log_every, max_steps=shared.max_steps)
+                     log_every=log_every, max_steps=shared.spec.max_steps)
 
 
 def _encode(shared: Shared, tokenizer, length: int | None = None) -> dict:
