@@ -81,12 +81,13 @@ def test_a_learned_trial_finds_its_own_shape_and_reloads(trained_tiny_dir, texts
     spec = SearchSpec(teacher=str(trained_tiny_dir), data=DataSpec(str(texts_csv)), space="unused.py",
                       out=str(tmp_path / "s"), max_train_samples=None, max_length=32, seq=32)
     shared, _ = build_shared(spec, measure_teacher=False)
-    candidate = Candidate(method="learned", target_speedup=1.8, layers=2, lr=3e-3, epochs=4)
+    candidate = Candidate(method="learned", target_speedup=1.8, layers=2, lr=3e-3, epochs=8)  # 4 of gates, 4 after
     with pytest.raises(SlimtuneError, match="method learned needs a latency model"):
         run_candidate(candidate, shared, tmp_path / "no-model")
     shared = dataclasses.replace(shared, latency_model=dataclasses.asdict(LATENCY))
     metrics = run_candidate(candidate, shared, tmp_path / "trial")
     full = LATENCY.predict([(4, 64)] * 2)
+    assert (metrics["gate_epochs"], metrics["distill_epochs"]) == (4, 4)  # a one-shot trial's budget of 8
     info = read_model_info(tmp_path / "trial" / "model")
     # the gates' own shape, before `fit` rounds it, is near the 1.8x target: they trained
     assert info["pruned"]["gates_ms"] <= 1.15 * full / 1.8, info["pruned"]

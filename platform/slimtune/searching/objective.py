@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -167,6 +167,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
                           teacher_split=None if encoded is shared.encoded else shared.encoded["train"],
                           teacher_pad_id=shared.pad_token_id)
     spec = _train_spec(candidate, shared, log_every)
+    if candidate.method == "learned" and shape is None:  # the gates had their share of the epochs
+        spec = replace(spec, epochs=max(1, candidate.epochs - gate_epochs(candidate)))
     record = (train_fn or train)(module, encoded["train"], encoded["validation"], spec,
                                  num_labels=len(shared.label_names), pad_token_id=pad, loss_fn=loss_fn)
     student = module.student.eval()
@@ -190,6 +192,9 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         "encoder_flops": encoder_flops(student, seq),
         "seq": seq,
         "trial_seconds": time.perf_counter() - started,
+        # the trial's budget: a learned one's gates take their share of `epochs` (Candidate.method)
+        "gate_epochs": gate_epochs(candidate) if candidate.method == "learned" and shape is None else 0,
+        "distill_epochs": len(record.history),
         "labelled_rows": encoded["train"].labelled(),
         "transfer_rows": len(encoded["train"]) - encoded["train"].labelled(),
         "lr": record.lr,
@@ -224,12 +229,17 @@ def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, stud
     full_ms = (latency.predict_model(teacher) if teacher.config.hidden_size == latency.hidden_size
                else latency.predict(base_shape))
     target_ms = full_ms / candidate.target_speedup
-    spec = _train_spec(candidate, shared)
+    spec = replace(_train_spec(candidate, shared), epochs=gate_epochs(candidate))
     shape, _, _ = learn_and_cut(student, latency, target_ms, loss, encoded["train"],
                                 encoded["validation"], spec, num_labels=len(shared.label_names),
                                 pad_token_id=pad_token_id, train_fn=train_fn)
     return {**kept, "kept_layers": [kept["kept_layers"][i] for i in shape["kept_layers"]],
             "heads": shape["heads"], "ffn": shape["ffn"], "method": "learned", "gates_ms": shape["gates_ms"]}
+
+
+def gate_epochs(candidate: Candidate) -> int:
+    """A learned trial's epochs of gate training: half of its epochs, at least one (Candidate.method)."""
+    return max(1, candidate.epochs // 2)
 
 
 def _loss_spec(candidate: Candidate, hidden_weight: float = 0.0, attention_weight: float = 0.0):

@@ -81,8 +81,10 @@ class Candidate:
     """How units are ranked before removal: magnitude or taylor."""
     method: str = "oneshot"
     """oneshot: cut by the ratios above; learned: after `layers`, gates over heads, FFN neurons and
-    layers are trained for `epochs` towards `target_speedup` (pruning.learned; needs the search's
-    latency model), then the student is distilled as any other."""
+    layers are trained towards `target_speedup` (pruning.learned; needs the search's latency
+    model), then the kept shape is distilled as any student. A learned trial splits its `epochs`:
+    half (at least one) train the gates (which distil the weights too), the rest the kept shape, so
+    it costs what a one-shot trial of the same epochs costs; with `epochs` 1 it trains two."""
     target_speedup: float | None = None
     """learned: the teacher's predicted latency over the student's, to reach."""
     temperature: float = 2.0
