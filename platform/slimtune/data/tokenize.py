@@ -11,17 +11,94 @@ if TYPE_CHECKING:  # pandas is only needed to load data, not to train on encoded
     from slimtune.data.load import TextData
 
 
+ENCODE_CHUNK = 8192  # texts tokenized at once: the tokenizer's Python lists stay small beside TokenRows
+
 UNLABELED = -100
 """The label of a transfer-set row: cross-entropy's default `ignore_index`, so no hard loss sees it."""
 
 
+class TokenRows:
+    """Token ids of many texts, unpadded: one int32 array and each row's offset into it. A list of
+    lists holds a pointer and, for most ids, an int object per token: 8x the memory, which a
+    transfer set of 100,000 texts (bench/transfer_memory.py) makes the difference between a
+    laptop and not. A row reads back as a list of ints; a slice as TokenRows."""
+
+    def __init__(self, rows=(), *, flat=None, offsets=None):
+        import numpy as np
+
+        if flat is None:
+            rows = list(rows)
+            offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+            np.cumsum([len(r) for r in rows], out=offsets[1:])
+            flat = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=int(offsets[-1]))
+        self.flat, self.offsets = flat, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self.take(range(*i.indices(len(self))))
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.flat[self.offsets[i]:self.offsets[i + 1]].tolist()
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self.flat[self.offsets[i]:self.offsets[i + 1]].tolist()
+
+    def lengths(self):
+        import numpy as np
+
+        return np.diff(self.offsets)
+
+    def take(self, rows) -> "TokenRows":
+        import numpy as np
+
+        rows = np.asarray(list(rows), dtype=np.int64)
+        lengths = self.lengths()[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        parts = [self.flat[self.offsets[r]:self.offsets[r + 1]] for r in rows]
+        flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        return TokenRows(flat=flat.astype(np.int32, copy=False), offsets=offsets)
+
+    def __add__(self, other) -> "TokenRows":
+        import numpy as np
+
+        other = as_token_rows(other)
+        return TokenRows(flat=np.concatenate([self.flat, other.flat]),
+                         offsets=np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]]))
+
+    def __eq__(self, other) -> bool:
+        import numpy as np
+
+        if not isinstance(other, (TokenRows, list, tuple)):
+            return NotImplemented
+        other = as_token_rows(other)
+        return np.array_equal(self.offsets, other.offsets) and np.array_equal(self.flat, other.flat)
+
+    def __repr__(self) -> str:
+        return f"TokenRows({len(self)} rows, {len(self.flat)} tokens)"
+
+
+def as_token_rows(rows) -> TokenRows:
+    return rows if isinstance(rows, TokenRows) else TokenRows(rows)
+
+
 @dataclass
 class EncodedSplit(torch.utils.data.Dataset):
-    """Token ids per example (unpadded) and label ids. Plain lists: cheap to ship to Ray workers.
-    A distillation split holds its labelled rows first, then transfer rows labelled UNLABELED."""
+    """Token ids per example (unpadded, `TokenRows`: compact, cheap to ship to Ray workers) and
+    label ids. A distillation split holds its labelled rows first, then transfer rows labelled
+    UNLABELED."""
 
-    input_ids: list[list[int]]
+    input_ids: TokenRows
     labels: list[int]
+
+    def __post_init__(self):
+        self.input_ids = as_token_rows(self.input_ids)  # lists of lists are accepted
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -32,7 +109,7 @@ class EncodedSplit(torch.utils.data.Dataset):
         return self.input_ids[i], self.labels[i], i
 
     def num_tokens(self) -> int:
-        return sum(len(ids) for ids in self.input_ids)
+        return len(self.input_ids.flat)
 
     def labelled(self) -> int:
         """How many rows carry a label (they come first)."""
@@ -41,19 +118,26 @@ class EncodedSplit(torch.utils.data.Dataset):
     def lines_up_with(self, other: "EncodedSplit") -> bool:
         """Every example has as many tokens as in `other`: positions correspond one for one, as
         hidden-state and attention distillation between two tokenizers need."""
-        return all(len(a) == len(b) for a, b in zip(self.input_ids, other.input_ids))
+        import numpy as np
+
+        n = min(len(self), len(other))
+        return bool(np.array_equal(self.input_ids.lengths()[:n], other.input_ids.lengths()[:n]))
 
 
 def encode(texts, labels, tokenizer, max_length: int, truncation: str = "head") -> EncodedSplit:
     # token_type_ids are dropped on purpose: single-sentence inputs make them all zero, which is
     # each model's default, and MPNet has none. One input format serves every architecture.
-    if truncation == "head":
-        ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    else:  # the runtime cuts with the same function (slimtune.data.truncation)
-        from slimtune.data.truncation import encode_ids
+    texts, parts = list(texts), []
+    for start in range(0, len(texts), ENCODE_CHUNK):  # the tokenizer's lists of one chunk at a time
+        chunk = texts[start:start + ENCODE_CHUNK]
+        if truncation == "head":
+            part = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
+        else:  # the runtime cuts with the same function (slimtune.data.truncation)
+            from slimtune.data.truncation import encode_ids
 
-        ids = encode_ids(tokenizer, list(texts), max_length, truncation)
-    return EncodedSplit(input_ids=ids, labels=[int(x) for x in labels])
+            part = encode_ids(tokenizer, chunk, max_length, truncation)
+        parts.append(TokenRows(part))
+    return EncodedSplit(input_ids=sum(parts[1:], parts[0]) if parts else TokenRows(), labels=[int(x) for x in labels])
 
 
 _ENCODED: dict[tuple, EncodedSplit] = {}  # (tokenizer, max_length, split content) -> its encoding

@@ -191,7 +191,9 @@ def read_extra_texts(path: str | None) -> list[str]:
 
 def used_ids(splits) -> set[int]:
     """Every id in some encoded splits (their texts tokenized by the model's own tokenizer)."""
-    return {i for split in splits for ids in split.input_ids for i in ids}
+    import numpy as np
+
+    return {int(i) for split in splits for i in np.unique(split.input_ids.flat)}
 
 
 def coverage(tokenizer, texts: list[str], max_length: int) -> dict:
