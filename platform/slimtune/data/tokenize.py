@@ -19,9 +19,9 @@ UNLABELED = -100
 
 class TokenRows:
     """Token ids of many texts, unpadded: one int32 array and each row's offset into it. A list of
-    lists holds a pointer and, for most ids, an int object per token: 8x the memory, which a
-    transfer set of 100,000 texts (bench/transfer_memory.py) makes the difference between a
-    laptop and not. A row reads back as a list of ints; a slice as TokenRows."""
+    lists holds a pointer and, for most ids, an int object per token, several times the memory
+    (bench/transfer_memory.py measures a 100,000-text transfer set). A row reads back as a list
+    of ints; a slice as TokenRows."""
 
     def __init__(self, rows=(), *, flat=None, offsets=None):
         import numpy as np
