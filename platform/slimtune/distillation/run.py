@@ -149,9 +149,6 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     t_enc = encode_data(data, teacher_tok, spec.max_length, transfer=True)
     teacher_report = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id)
     log.info(f"teacher: test accuracy {teacher_report['accuracy']:.4f}, {teacher_report['encoder_flops'] / 1e9:.2f} GFLOPs")
-    if data.unlabeled:
-        log.info(f"distilling on {len(data.train):,} labelled rows and {len(data.unlabeled):,} transfer texts "
-                 "(the teacher's logits only)")
     logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id)
 
     torch.manual_seed(spec.train.seed)

@@ -267,9 +267,6 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     data = subsample_train(data, spec.max_train_samples, spec.seed, spec.max_unlabeled_samples)
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     encoded = encode_data(data, tokenizer, spec.max_length, transfer=True)
-    if data.unlabeled:
-        log.info(f"distilling on {len(data.train):,} labelled rows and {len(data.unlabeled):,} transfer texts "
-                 "(the teacher's logits only)")
     logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id)
     from slimtune.models.families import family_of
 
