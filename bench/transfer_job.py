@@ -13,7 +13,7 @@ Once the winners' teacher pass over the whole set has written `--kill-after` sha
 process group is killed; the same command with `--resume` then finishes, and its log says how
 many texts came from the cached shards (a kill loses at most the shard being written). Memory
 is the sum of the resident sizes of the job's processes (the CLI, Ray and its workers), sampled
-every 2 s from /proc.
+every 2 s from /proc: an upper bound, as pages shared between processes count once for each.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def transfer_texts(out: Path, count: int) -> Path:
     """`count` windows of 24 words from the Reuters and tweets corpora, one per line."""
     from slimtune.data import DataSpec, load_data
 
-    path = out / "transfer" / "reuters-tweets.txt"
+    path = out / "transfer" / f"reuters-tweets-{count}.txt"
     if path.exists():
         return path.parent
     windows = []
@@ -95,13 +95,14 @@ def session_rss_mb(sid: int) -> float:
 
 
 def run(command: list[str], log_path: Path, kill_when=None) -> tuple[int, float, float]:
-    """Run `command` in its own session, its output to `log_path`; (exit code, minutes, peak MB).
+    """Run `command` in its own session, its output to `log_path`; (exit code, minutes, peak MB,
+    whether it was killed).
     `kill_when(line)`: kill the whole session once it returns True for a line of output."""
     started, peak = time.perf_counter(), [0.0]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
-        done = threading.Event()
+        done, killed = threading.Event(), False
 
         def sample():
             while not done.wait(2.0):
@@ -113,10 +114,11 @@ def run(command: list[str], log_path: Path, kill_when=None) -> tuple[int, float,
             log.flush()
             if kill_when and kill_when(line):
                 os.killpg(proc.pid, signal.SIGKILL)
+                killed = True
                 break
         code = proc.wait()
         done.set()
-    return code, (time.perf_counter() - started) / 60, peak[0]
+    return code, (time.perf_counter() - started) / 60, peak[0], killed
 
 
 def main() -> None:
@@ -141,8 +143,9 @@ def main() -> None:
     cached = re.findall(r"teacher logits over ([\d,]+) texts \(([\d,]+) from the cache\)",
                         (out / "resumed.log").read_text())
     tail = (out / "resumed.log").read_text().strip().splitlines()[-6:]
-    print(f"first run: killed after {args.kill_after} shard(s) of the winners' pass: {first[1]:.1f} min, "
-          f"peak {first[2]:,.0f} MB")
+    what = (f"killed after {args.kill_after} shard(s) of the winners' pass" if first[3]
+            else f"not killed (the winners' pass never reached {args.kill_after} shards), exit {first[0]}")
+    print(f"first run: {what}: {first[1]:.1f} min, peak {first[2]:,.0f} MB")
     print(f"resumed: exit {second[0]}, {second[1]:.1f} min, peak {second[2]:,.0f} MB; teacher passes after the "
           f"resume (texts computed, texts from the cache): {cached}")
     print("\n".join(tail))

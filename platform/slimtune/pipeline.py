@@ -214,7 +214,8 @@ def _winners_stage(job: JobSpec, data, winners: list[Winner], out: Path) -> list
                 trial_model = w.search.get("model_path")
                 shape = read_model_info(trial_model).get("pruned") if trial_model else None
                 if shape is None:
-                    log.info(f"{w.name}: the trial's model is gone; its gates are trained again")
+                    log.info(f"{w.name}: the trial's model is gone; its gates are trained again (half of "
+                             "the winners' epochs, the rest distil the new shape)")
             metrics = run_candidate(candidate, shared, folder, log_every=20, shape=shape)
             metrics["candidate"] = candidate.as_dict()
             metrics["trial_id"] = w.trial_id

@@ -230,6 +230,10 @@ def test_learned_settings_fail_in_one_line_before_any_work():
         PruneSpec(model="m", data="builtin:tweets", out="o", method="l0")
     with pytest.raises(SlimtuneError, match="--hidden-weight: goes with --method learned"):
         PruneSpec(model="m", data="builtin:tweets", out="o", hidden_weight=1.0)
+    with pytest.raises(SlimtuneError, match="--scores: gates"):
+        PruneSpec(model="m", data="builtin:tweets", out="o", method="learned", target_speedup=4, scores="random")
+    with pytest.raises(SlimtuneError, match="--scores taylor: goes with --method learned"):
+        PruneSpec(model="m", data="builtin:tweets", out="o", scores="taylor")
     with pytest.raises(SlimtuneError, match="--hidden-weight: maps each gated layer to the same layer"):
         PruneSpec(model="m", data="builtin:tweets", out="o", method="learned", target_speedup=4, teacher="t",
                   hidden_weight=1.0)
@@ -298,3 +302,39 @@ def test_taylor_scores_rank_what_fit_cuts_without_gate_training(monkeypatch):
     kept, full, target = _tiny_gate_run(monkeypatch, scores="taylor")
     assert kept["gates_ms"] == pytest.approx(full)
     assert LATENCY.predict(list(zip(kept["heads"], kept["ffn"]))) <= target + 1e-9
+
+
+def test_rank_by_puts_scores_where_fit_cuts_and_each_kind_on_its_own_scale():
+    """Heads scored in the thousands and neurons in units still compete one for one: `fit` keeps
+    each kind's best-scored units, the lowest go first."""
+    tok = build_family_tokenizer("bert")
+    model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    full = LATENCY.predict_model(model)
+    gated = GatedModel(model, LATENCY, target_ms=full / 2, total_steps=10)
+    heads = [torch.tensor([4000.0, 1000.0, 3000.0, 2000.0])] * 3
+    neurons = [torch.arange(64, dtype=torch.float32) + 1] * 3  # neuron j scores j + 1
+    whole = gated.rank_by(heads, neurons)
+    assert gated.predicted_ms(whole) == pytest.approx(full)
+    fitted = gated.fit(whole)
+    assert gated.predicted_ms(fitted) <= full / 2 + 1e-9
+    for keep in fitted:
+        assert keep["neurons"] == list(range(64 - len(keep["neurons"]), 64))  # the top-scored ones
+        assert keep["heads"] == sorted([0, 2, 3, 1][: len(keep["heads"])])  # 4000, 3000, 2000, 1000
+    # on one scale: had raw scores been compared, every neuron (<= 64) would go before any head
+    assert sum(len(k["heads"]) for k in fitted) < 12 and all(len(k["neurons"]) > 1 for k in fitted)
+
+
+def test_the_pull_stops_while_the_gates_would_reach_the_target_at_their_pace():
+    """The penalty pulls while the gates, at their measured pace, stay above the target within
+    LEAD steps, and not once they would pass it (Adam carries them on)."""
+    from slimtune.pruning.learned import LEAD
+
+    tok = build_family_tokenizer("bert")
+    model = build_family_model("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    gated = GatedModel(model, LATENCY, target_ms=LATENCY.predict_model(model) / 2, total_steps=10).train()
+    gated.step.fill_(10)  # the ramp is done: the target is the final one
+    ratio = float(gated.expected_ms().detach()) / gated.full_ms
+    gated._last, gated._velocity = ratio, 0.0  # standing still above the target: pull
+    assert float(gated.penalty().detach()) > 0
+    gated._last, gated._velocity = ratio, -(ratio - gated.target_ratio) / (LEAD / 2)  # there in LEAD / 2 steps
+    assert float(gated.penalty().detach()) == 0

@@ -58,6 +58,9 @@ class TokenRows:
         import numpy as np
 
         rows = np.asarray(list(rows), dtype=np.int64)
+        rows = np.where(rows < 0, rows + len(self), rows)  # as a list counts from the end
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError("TokenRows.take: row out of range")
         lengths = self.lengths()[rows]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -66,11 +69,10 @@ class TokenRows:
         return TokenRows(flat=flat.astype(np.int32, copy=False), offsets=offsets)
 
     def __add__(self, other) -> "TokenRows":
-        import numpy as np
+        return concat_rows([self, as_token_rows(other)])
 
-        other = as_token_rows(other)
-        return TokenRows(flat=np.concatenate([self.flat, other.flat]),
-                         offsets=np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]]))
+    def __radd__(self, other) -> "TokenRows":
+        return concat_rows([as_token_rows(other), self])
 
     def __eq__(self, other) -> bool:
         import numpy as np
@@ -86,6 +88,17 @@ class TokenRows:
 
 def as_token_rows(rows) -> TokenRows:
     return rows if isinstance(rows, TokenRows) else TokenRows(rows)
+
+
+def concat_rows(parts: list[TokenRows]) -> TokenRows:
+    """The rows of `parts` in order, copied once."""
+    import numpy as np
+
+    if not parts:
+        return TokenRows()
+    starts = np.cumsum([0] + [len(p.flat) for p in parts[:-1]])
+    offsets = np.concatenate([parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, starts)])
+    return TokenRows(flat=np.concatenate([p.flat for p in parts]).astype(np.int32, copy=False), offsets=offsets)
 
 
 @dataclass
@@ -137,7 +150,7 @@ def encode(texts, labels, tokenizer, max_length: int, truncation: str = "head") 
 
             part = encode_ids(tokenizer, chunk, max_length, truncation)
         parts.append(TokenRows(part))
-    return EncodedSplit(input_ids=sum(parts[1:], parts[0]) if parts else TokenRows(), labels=[int(x) for x in labels])
+    return EncodedSplit(input_ids=concat_rows(parts), labels=[int(x) for x in labels])
 
 
 _ENCODED: dict[tuple, EncodedSplit] = {}  # (tokenizer, max_length, split content) -> its encoding

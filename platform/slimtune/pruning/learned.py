@@ -29,7 +29,11 @@ expected latency to a target; then the gates become physical removal.
   target). The gates keep a constant rate. They lag the ramp (p must first grow past what holds
   each unit open), and once they move they keep moving for about ten steps after the push ends
   (Adam's momentum): pulled until r met t they ended well below it. So the pull stops while the
-  gates, at their present pace, would reach t within LEAD steps, and resumes if they settle above.
+  gates, at their present pace, would be below the present t within LEAD steps, and resumes if they
+  settle above. (Known limits, left as measured: during the ramp t itself moves, so gates that
+  follow it exactly look ahead of it and the pull lags the ramp by about LEAD steps; the pressure
+  keeps rising while the pull is off and r is above t; a layer gate crossing 0.5 moves r at once,
+  which the pace reads as speed for a few steps.)
 - Rounding: the gates' shape is then fitted to the target (`fit`): the lowest-scored heads and
   neurons go (whole layers once a layer is down to one of each) until the predicted latency is at
   most the target, or the best-scored closed ones come back while it stays under. The gates decide
@@ -40,7 +44,8 @@ expected latency to a target; then the gates become physical removal.
 
 The gates are ordinary parameters of `GatedModel` and the pressure a buffer: the training loop, its
 checkpoints and Ray Train's DDP handle them like any weight (every worker sees the same gates, so
-updates the pressure alike).
+updates the pressure alike). The gates' pace (for the stop rule) is not checkpointed: after a
+resume it is measured again from the next steps.
 """
 
 from __future__ import annotations
@@ -266,7 +271,8 @@ class GatedModel(nn.Module):
         trained gates are measured against. A head's Taylor score sums over 4 x head-size x width
         weights, a neuron's over 2 x width, so each kind is divided by its own mean over the model
         first: 1 is an average head or an average neuron, and `fit` ranks both kinds on one scale.
-        A layer's score is the mean of its units' (the lowest goes first when whole layers must)."""
+        A layer's score is the mean over its heads and neurons together, so mostly its neurons'
+        (the lowest goes first when whole layers must)."""
         def normalised(scores):
             mean = torch.cat([s.float() for s in scores]).mean().clamp_min(1e-12)
             return [s.float() / mean for s in scores]

@@ -133,7 +133,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
                              heads=tuple(1 - n / base_shape[i][0] for i, n in zip(layers, shape["heads"])),
                              ffn=tuple(1 - n / base_shape[i][1] for i, n in zip(layers, shape["ffn"])),
                              importance=candidate.importance, calibration=calibration)
-        kept = {**kept, "kept_layers": list(layers), "method": candidate.method, "shape_from": "the trial"}
+        kept = {**kept, "kept_layers": list(layers), "method": candidate.method, "shape_from": "the trial",
+                **({"gates_ms": shape["gates_ms"]} if "gates_ms" in shape else {})}
     else:
         kept = apply_pruning(student, heads=candidate.heads, ffn=candidate.ffn, hidden=candidate.hidden,
                              layers=candidate.layers, importance=candidate.importance, calibration=calibration)
@@ -167,8 +168,9 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
                           teacher_split=None if encoded is shared.encoded else shared.encoded["train"],
                           teacher_pad_id=shared.pad_token_id)
     spec = _train_spec(candidate, shared, log_every)
-    if candidate.method == "learned" and shape is None:  # the gates had their share of the epochs
-        spec = replace(spec, epochs=max(1, candidate.epochs - gate_epochs(candidate)))
+    if candidate.method == "learned" and shape is None:  # the gates had their share of the epochs and steps
+        spec = replace(spec, epochs=max(1, candidate.epochs - gate_epochs(candidate)),
+                       max_steps=spec.max_steps and max(1, spec.max_steps - _gate_steps(candidate, spec.max_steps)))
     record = (train_fn or train)(module, encoded["train"], encoded["validation"], spec,
                                  num_labels=len(shared.label_names), pad_token_id=pad, loss_fn=loss_fn)
     student = module.student.eval()
@@ -207,8 +209,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
 
 def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, student, encoded, kept: dict,
                  pad_token_id: int, train_fn) -> dict:
-    """Gates trained for the candidate's epochs towards its target speed-up, then removal; the
-    layers kept so far map to their place in the base."""
+    """Gates trained for the candidate's share of gate epochs (`gate_epochs`) towards its target
+    speed-up, then removal; the layers kept so far map to their place in the base."""
     from slimtune.distillation.losses import DistillLoss
     from slimtune.exporting.latency_model import LatencyModel
     from slimtune.pruning.learned import learn_and_cut
@@ -229,7 +231,9 @@ def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, stud
     full_ms = (latency.predict_model(teacher) if teacher.config.hidden_size == latency.hidden_size
                else latency.predict(base_shape))
     target_ms = full_ms / candidate.target_speedup
-    spec = replace(_train_spec(candidate, shared), epochs=gate_epochs(candidate))
+    spec = _train_spec(candidate, shared)
+    spec = replace(spec, epochs=gate_epochs(candidate),
+                   max_steps=spec.max_steps and _gate_steps(candidate, spec.max_steps))
     shape, _, _ = learn_and_cut(student, latency, target_ms, loss, encoded["train"],
                                 encoded["validation"], spec, num_labels=len(shared.label_names),
                                 pad_token_id=pad_token_id, train_fn=train_fn)
@@ -240,6 +244,11 @@ def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, stud
 def gate_epochs(candidate: Candidate) -> int:
     """A learned trial's epochs of gate training: half of its epochs, at least one (Candidate.method)."""
     return max(1, candidate.epochs // 2)
+
+
+def _gate_steps(candidate: Candidate, max_steps: int) -> int:
+    """The gates' share of a step cap (SearchSpec.max_steps), as of the epochs."""
+    return max(1, round(max_steps * gate_epochs(candidate) / max(candidate.epochs, 2)))
 
 
 def _loss_spec(candidate: Candidate, hidden_weight: float = 0.0, attention_weight: float = 0.0):

@@ -99,7 +99,7 @@ class Candidate:
     lr: float | None = None
     """Peak learning rate; None chooses by width (slimtune.train.loop.auto_lr)."""
     epochs: int = 1
-    """Distillation epochs of the trial."""
+    """Training epochs of the trial (a learned trial's gates take half: `method`)."""
     vocab: str | None = None
     """full, or data: keep only the pieces the training rows use (a smaller embedding table and
     tokenizer); None: the search's `vocab` setting."""
