@@ -46,8 +46,7 @@ class TokenRows:
         return self.flat[self.offsets[i]:self.offsets[i + 1]].tolist()
 
     def __iter__(self):
-        for i in range(len(self)):
-            yield self.flat[self.offsets[i]:self.offsets[i + 1]].tolist()
+        return (self[i] for i in range(len(self)))
 
     def lengths(self):
         import numpy as np

@@ -169,8 +169,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
                           teacher_pad_id=shared.pad_token_id)
     spec = _train_spec(candidate, shared, log_every)
     if candidate.method == "learned" and shape is None:  # the gates had their share of the epochs and steps
-        spec = replace(spec, epochs=max(1, candidate.epochs - gate_epochs(candidate)),
-                       max_steps=spec.max_steps and max(1, spec.max_steps - _gate_steps(candidate, spec.max_steps)))
+        spec = learned_budget(candidate, spec)[1]
     record = (train_fn or train)(module, encoded["train"], encoded["validation"], spec,
                                  num_labels=len(shared.label_names), pad_token_id=pad, loss_fn=loss_fn)
     student = module.student.eval()
@@ -231,9 +230,7 @@ def _learn_shape(candidate: Candidate, shared: Shared, teacher, base_shape, stud
     full_ms = (latency.predict_model(teacher) if teacher.config.hidden_size == latency.hidden_size
                else latency.predict(base_shape))
     target_ms = full_ms / candidate.target_speedup
-    spec = _train_spec(candidate, shared)
-    spec = replace(spec, epochs=gate_epochs(candidate),
-                   max_steps=spec.max_steps and _gate_steps(candidate, spec.max_steps))
+    spec = learned_budget(candidate, _train_spec(candidate, shared))[0]
     shape, _, _ = learn_and_cut(student, latency, target_ms, loss, encoded["train"],
                                 encoded["validation"], spec, num_labels=len(shared.label_names),
                                 pad_token_id=pad_token_id, train_fn=train_fn)
@@ -246,9 +243,14 @@ def gate_epochs(candidate: Candidate) -> int:
     return max(1, candidate.epochs // 2)
 
 
-def _gate_steps(candidate: Candidate, max_steps: int) -> int:
-    """The gates' share of a step cap (SearchSpec.max_steps), as of the epochs."""
-    return max(1, round(max_steps * gate_epochs(candidate) / max(candidate.epochs, 2)))
+def learned_budget(candidate: Candidate, spec):
+    """A learned trial's TrainSpec in two: the gates' share (`gate_epochs`, and as much of a step
+    cap), then the rest for distilling the kept shape, so the trial trains as long as a one-shot one."""
+    gates = gate_epochs(candidate)
+    gate_steps = spec.max_steps and max(1, round(spec.max_steps * gates / max(candidate.epochs, 2)))
+    return (replace(spec, epochs=gates, max_steps=gate_steps),
+            replace(spec, epochs=max(1, candidate.epochs - gates),
+                    max_steps=spec.max_steps and max(1, spec.max_steps - gate_steps)))
 
 
 def _loss_spec(candidate: Candidate, hidden_weight: float = 0.0, attention_weight: float = 0.0):
