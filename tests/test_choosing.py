@@ -38,6 +38,20 @@ def test_a_budget_comes_before_the_ratio():
     assert chosen["name"] == "w1/fp32" and "none runs within" in why
 
 
+def test_a_speedup_budget_is_the_teachers_latency_over_it():
+    """min_speedup: the most accurate winner at least N x faster than the teacher (its row among the
+    alternatives); like max_latency_ms it comes before the ratio, which would take the faster w1."""
+    teacher = row("teacher/fp32", 0.95, 0.95, 45.0, "teacher")
+    chosen, why, _ = choose(WINNERS, 0.92, 0.97, alternatives=[teacher], min_speedup=5)  # budget 9 ms
+    assert chosen["name"] == "w2/fp32" and "at least 5x faster than the teacher" in why
+    assert choose(WINNERS, 0.92, 0.97, alternatives=[teacher], min_speedup=6)[0]["name"] == "w1/fp32"  # 7.5 ms
+    chosen, why, _ = choose(WINNERS, 0.92, 0.97, alternatives=[teacher], min_speedup=20)  # 2.25 ms: none fits
+    assert chosen["name"] == "w1/fp32" and "none runs at least 20x faster" in why
+    assert choose(WINNERS, 0.92, 0.97, max_latency_ms=10, alternatives=[teacher])[0]["name"] == "w2/fp32"
+    with pytest.raises(ValueError, match="teacher's latency"):
+        choose(WINNERS, 0.92, 0.97, min_speedup=5)
+
+
 def test_a_winner_beaten_by_a_faster_alternative_is_passed_over():
     linear = row("linear", 0.91, 0.92, 0.5, "linear")
     assert faster_and_better(WINNERS[0], [linear]) == [linear]
@@ -63,3 +77,5 @@ def test_whether_the_chosen_winner_meets_its_rule():
 
     assert meets_rule(WINNERS[0], 0.92, 0.97) and not meets_rule(WINNERS[0], 0.99, 0.97)
     assert meets_rule(WINNERS[1], 0.99, 0.97, max_latency_ms=9.0) and not meets_rule(WINNERS[1], 0.5, 0.97, 8.0)
+    assert meets_rule(WINNERS[1], 0.99, 0.97, min_speedup=5, teacher_latency_ms=45.0)
+    assert not meets_rule(WINNERS[1], 0.5, 0.97, min_speedup=6, teacher_latency_ms=45.0)

@@ -137,6 +137,11 @@ def test_pick_winners_within_a_latency_budget():
     assert [w.trial_id for w in pick_winners(pareto, 3, 0.97, max_latency_ms=1.5)] == ["a", "d", "c"]
     none = pick_winners(pareto, 1, 0.97, max_latency_ms=0.5)
     assert [w.trial_id for w in none] == ["a"] and "none within" in none[0].picked_because
+    # a speed-up budget is the teacher's search latency over it: 20 ms / 5 = 4 ms, as max_latency_ms=4
+    pareto["teacher"]["latency_ms"] = 20.0
+    fast = pick_winners(pareto, 2, 0.97, min_speedup=5)
+    assert [w.trial_id for w in fast] == ["c", "b"] and "5x faster than the teacher" in fast[0].picked_because
+    assert [w.trial_id for w in pick_winners(pareto, 1, 0.97)] == ["b"]  # the ratio rule: fastest >= 0.873
 
 
 @pytest.mark.assets  # resolves builtin:minilm-l6
@@ -146,3 +151,8 @@ def test_reference_on_by_default_unless_the_teacher_is_that_model(tmp_path):
     assert load_job(_job(tmp_path, "model: builtin:mpnet-base\nreference: null\n")).reference is None
     with pytest.raises(SlimtuneError, match="winners.max_latency_ms"):
         load_job(_job(tmp_path, "winners: {max_latency_ms: -1}\n"))
+    with pytest.raises(SlimtuneError, match="winners.min_speedup must be at least 1"):
+        load_job(_job(tmp_path, "winners: {min_speedup: 0.5}\n"))
+    with pytest.raises(SlimtuneError, match="not both"):
+        load_job(_job(tmp_path, "winners: {min_speedup: 5, max_latency_ms: 3}\n"))
+    assert load_job(_job(tmp_path, "winners: {min_speedup: 5}\n")).winners.min_speedup == 5

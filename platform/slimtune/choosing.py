@@ -38,27 +38,50 @@ def faster_and_better(row: dict, alternatives: list[dict]) -> list[dict]:
             and a["validation_accuracy"] > acc]
 
 
+def latency_budget(max_latency_ms: float | None, min_speedup: float | None,
+                   teacher_latency_ms: float | None) -> tuple[float | None, str]:
+    """The latency budget a rule sets, and how to say it: `max_latency_ms` as given; else the
+    teacher's latency divided by `min_speedup` (the user's "at least N x faster than my teacher");
+    else none, and the accuracy ratio decides."""
+    if max_latency_ms is not None:
+        return max_latency_ms, f"within {max_latency_ms:g} ms from text to label"
+    if min_speedup is not None:
+        if teacher_latency_ms is None:
+            raise ValueError("min_speedup: the teacher's latency is needed to turn it into a budget")
+        budget = teacher_latency_ms / min_speedup
+        return budget, f"at least {min_speedup:g}x faster than the teacher ({budget:.2f} ms from text to label)"
+    return None, ""
+
+
+def teacher_latency(alternatives: list[dict]) -> float | None:
+    """The teacher's fp32 latency from text, from its row among the alternatives."""
+    return next((a["latency_ms"] for a in alternatives if a["kind"] == "teacher"), None)
+
+
 def choose(rows: list[dict], teacher_accuracy: float, min_accuracy_ratio: float,
-           max_latency_ms: float | None = None, alternatives: list[dict] = ()) -> tuple[dict, str, bool]:
+           max_latency_ms: float | None = None, alternatives: list[dict] = (),
+           min_speedup: float | None = None) -> tuple[dict, str, bool]:
     """The winner row to hand over, why, and whether it holds against the alternatives.
 
     First, only winners at least as accurate on validation as every faster alternative may be
     chosen (when none is, all may, and the third value is False). Then, with a latency budget
-    (`max_latency_ms`), the most accurate within it (the fastest when none fits) and the accuracy
-    ratio is not used; without one, the fastest whose validation accuracy is at least
-    `min_accuracy_ratio` of the teacher's, else the most accurate."""
+    (`max_latency_ms`, else `min_speedup` over the teacher row among `alternatives`), the most
+    accurate within it (the fastest when none fits) and the accuracy ratio is not used; without
+    one, the fastest whose validation accuracy is at least `min_accuracy_ratio` of the teacher's,
+    else the most accurate."""
     if not rows:
         raise ValueError("choose: no winner to choose from")
     fair = [r for r in rows if not faster_and_better(r, list(alternatives))]
     pool = fair or rows
-    if max_latency_ms is not None:
-        within = [r for r in pool if r["latency_ms"] <= max_latency_ms]
+    budget, within_budget = latency_budget(max_latency_ms, min_speedup, teacher_latency(list(alternatives)))
+    if budget is not None:
+        within = [r for r in pool if r["latency_ms"] <= budget]
         if within:
             chosen = max(within, key=lambda r: (r["validation_accuracy"], -r["latency_ms"]))
-            why = f"the most accurate on validation within {max_latency_ms:g} ms from text to label"
+            why = f"the most accurate on validation {within_budget}"
         else:
             chosen = min(pool, key=lambda r: r["latency_ms"])
-            why = f"the fastest: none runs within {max_latency_ms:g} ms from text to label"
+            why = f"the fastest: none runs {within_budget}"
     else:
         floor = min_accuracy_ratio * teacher_accuracy
         good = [r for r in pool if r["validation_accuracy"] >= floor]
@@ -75,11 +98,13 @@ def choose(rows: list[dict], teacher_accuracy: float, min_accuracy_ratio: float,
 
 
 def meets_rule(row: dict, teacher_accuracy: float, min_accuracy_ratio: float,
-               max_latency_ms: float | None = None) -> bool:
+               max_latency_ms: float | None = None, min_speedup: float | None = None,
+               teacher_latency_ms: float | None = None) -> bool:
     """Whether `row` meets the rule it was chosen by: within the budget when there is one, else at
     least the ratio of the teacher's validation accuracy."""
-    if max_latency_ms is not None:
-        return row["latency_ms"] <= max_latency_ms
+    budget, _ = latency_budget(max_latency_ms, min_speedup, teacher_latency_ms)
+    if budget is not None:
+        return row["latency_ms"] <= budget
     return row["validation_accuracy"] >= min_accuracy_ratio * teacher_accuracy
 
 

@@ -8,7 +8,7 @@ CLI and the Python API build (see slimtune.settings), checked whole before any w
                               max_unlabeled_samples, truncation, ...)
     finetune:  FinetuneSpec  (epochs, batch_size, lr, max_length, workers, use_gpu, ...)
     search:    SearchSpec    (space, constraints, trials, concurrency, sampler, objectives, ...)
-    winners:   WinnersSpec   (count, min_accuracy_ratio, max_latency_ms, epochs)
+    winners:   WinnersSpec   (count, min_accuracy_ratio, max_latency_ms, min_speedup, epochs)
     export:    ExportSpec    (int8, seq, threads, rounds, ...)
     alternatives: AlternativesSpec (linear, latency_texts)
 
@@ -45,12 +45,16 @@ class WinnersSpec:
     count: int = 2
     """How many: the chosen one first, then the most accurate others on the front."""
     min_accuracy_ratio: float = 0.97
-    """Without `max_latency_ms`: the chosen winner is the fastest whose validation accuracy is at
-    least this share of the teacher's (the most accurate when none is)."""
+    """Without a budget (`max_latency_ms`, `min_speedup`): the chosen winner is the fastest whose
+    validation accuracy is at least this share of the teacher's (the most accurate when none is)."""
     max_latency_ms: float | None = None
     """A latency budget from text to label (batch 1, the export's threads): when set it decides,
     before and instead of `min_accuracy_ratio`: the most accurate winner within it (the fastest
     when none fits), and front members within it are the ones distilled again."""
+    min_speedup: float | None = None
+    """A budget relative to the teacher, "at least N x faster than my teacher": the teacher's fp32
+    latency divided by N, then as `max_latency_ms` (the search's fixed-shape latency picks the
+    front members, the bundles' latency from text chooses). Set one of the two budgets."""
     epochs: int = 3
     """Distillation epochs of the final run, on all training rows of the data section."""
 
@@ -61,6 +65,10 @@ class WinnersSpec:
             raise SlimtuneError(f"winners.min_accuracy_ratio must be in (0, 1], got {self.min_accuracy_ratio}")
         if self.max_latency_ms is not None and self.max_latency_ms <= 0:
             raise SlimtuneError(f"winners.max_latency_ms must be a positive number of milliseconds, got {self.max_latency_ms}")
+        if self.min_speedup is not None and self.min_speedup < 1:
+            raise SlimtuneError(f"winners.min_speedup must be at least 1 (times faster than the teacher), got {self.min_speedup}")
+        if self.min_speedup is not None and self.max_latency_ms is not None:
+            raise SlimtuneError("winners: set max_latency_ms or min_speedup, not both (each is a latency budget)")
 
 
 @dataclass(frozen=True)

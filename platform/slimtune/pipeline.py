@@ -128,23 +128,29 @@ def _no_front(pareto: dict) -> SlimtuneError:
         "search.constraints) and rerun with --resume: every finished trial is reused")
 
 
-def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latency_ms: float | None = None) -> list[Winner]:
-    """Front members to distil again with the full budget, `count` in all. With a latency budget:
-    the most accurate within it by the search's latency (the fixed shape, batch 1 x seq tokens: no
-    bundle exists yet to time from text; on texts shorter than seq it overstates, so the pick is
-    conservative), then the next most accurate within it, then the rest. Without: the fastest one whose search accuracy is within `min_accuracy_ratio`
-    of the teacher's validation accuracy; the next faster one, just under that floor (the search
-    trains on a small budget, the final run often lifts such a student over it); then the most
-    accurate others."""
+def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latency_ms: float | None = None,
+                 min_speedup: float | None = None) -> list[Winner]:
+    """Front members to distil again with the full budget, `count` in all. With a latency budget
+    (`max_latency_ms`, else the teacher's latency over `min_speedup`): the most accurate within it
+    by the search's latency (the fixed shape, batch 1 x seq tokens: no bundle exists yet to time
+    from text; on texts shorter than seq it overstates, so the pick is conservative), then the next
+    most accurate within it, then the rest. Without: the fastest one whose search accuracy is within
+    `min_accuracy_ratio` of the teacher's validation accuracy; the next faster one, just under that
+    floor (the search trains on a small budget, the final run often lifts such a student over it);
+    then the most accurate others."""
+    from slimtune.choosing import latency_budget
+
     front = sorted(pareto["front"], key=lambda r: r["latency_ms"])
     if not front:
         raise _no_front({"trials_finished": 0, **pareto})
-    if max_latency_ms is not None:
-        within = sorted((r for r in front if r["latency_ms"] <= max_latency_ms), key=lambda r: -r["accuracy"])
-        picked = [(r, f"the most accurate within {max_latency_ms:g} ms in the search" if i == 0 else
-                   f"next most accurate within {max_latency_ms:g} ms") for i, r in enumerate(within)]
+    budget, _ = latency_budget(max_latency_ms, min_speedup, pareto["teacher"].get("latency_ms"))
+    if budget is not None:
+        said = f"{budget:.3g} ms" + (f" ({min_speedup:g}x faster than the teacher)" if max_latency_ms is None else "")
+        within = sorted((r for r in front if r["latency_ms"] <= budget), key=lambda r: -r["accuracy"])
+        picked = [(r, f"the most accurate within {said} in the search" if i == 0 else
+                   f"next most accurate within {said}") for i, r in enumerate(within)]
         if not picked:
-            picked = [(front[0], f"the fastest (none within {max_latency_ms:g} ms in the search)")]
+            picked = [(front[0], f"the fastest (none within {said} in the search)")]
     else:
         floor = min_accuracy_ratio * pareto["teacher"]["accuracy"]
         good = [r for r in front if r["accuracy"] >= floor]
@@ -163,7 +169,8 @@ def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latenc
 
 
 def choose_winner(winners: list[Winner], teacher_accuracy: float, min_accuracy_ratio: float,
-                  max_latency_ms: float | None = None, rows: dict | None = None, alternatives: list[dict] = ()) -> Winner:
+                  max_latency_ms: float | None = None, rows: dict | None = None, alternatives: list[dict] = (),
+                  min_speedup: float | None = None) -> Winner:
     """After the final distillation: the winner to hand over, by `slimtune.choosing.choose` on
     validation accuracy and latency; `rows` (by winner name) carry the bundles' measured latency
     from text and validation accuracy, else the final distillation's figures are used. Validation,
@@ -175,7 +182,7 @@ def choose_winner(winners: list[Winner], teacher_accuracy: float, min_accuracy_r
                                              "test_accuracy": w.final.get("test_accuracy"), "latency_ms": w.final["latency_ms"]}
 
     picked, why, _ = choose([row(w) for w in winners], teacher_accuracy, min_accuracy_ratio, max_latency_ms,
-                            list(alternatives))
+                            list(alternatives), min_speedup)
     chosen = next(w for w in winners if w.name == picked["name"])
     for w in winners:
         w.chosen = w is chosen
@@ -470,7 +477,7 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     t0 = time.perf_counter()
     w_spec = job.winners
     winners = _winners_stage(job, data, pick_winners(pareto, w_spec.count, w_spec.min_accuracy_ratio,
-                                                     w_spec.max_latency_ms), out)
+                                                     w_spec.max_latency_ms, w_spec.min_speedup), out)
     done("winners", t0, winners=[dataclasses.asdict(w) for w in winners])
     t0 = time.perf_counter()
     manifests = _export_stage(job, data, teacher.path, winners, out, reference, linear)
@@ -512,25 +519,26 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
 
 def _judge(job: JobSpec, winners: list[Winner], compare: dict, teacher_accuracy: float) -> dict:
     """Choose the winner against the alternatives and say what beats it (slimtune.choosing)."""
-    from slimtune.choosing import describe, dominance, meets_rule, verdict
+    from slimtune.choosing import describe, dominance, latency_budget, meets_rule, teacher_latency, verdict
 
     rows, alternatives = _judge_rows(compare)
     fp32 = {w.name: rows[f"{w.name}/fp32"] | {"name": w.name} for w in winners}
     spec = job.winners
-    chosen = choose_winner(winners, teacher_accuracy, spec.min_accuracy_ratio, spec.max_latency_ms, fp32, alternatives)
+    chosen = choose_winner(winners, teacher_accuracy, spec.min_accuracy_ratio, spec.max_latency_ms, fp32, alternatives,
+                           spec.min_speedup)
     log.info(f"chosen: {chosen.name}, {chosen.why}")
     mine = [rows[k] for k in (f"{chosen.name}/fp32", f"{chosen.name}/int8") if k in rows]
     pairs = dominance(mine, alternatives)
     notes = []
-    met = meets_rule(fp32[chosen.name], teacher_accuracy, spec.min_accuracy_ratio, spec.max_latency_ms)
+    budget, within_budget = latency_budget(spec.max_latency_ms, spec.min_speedup, teacher_latency(alternatives))
+    met = meets_rule(fp32[chosen.name], teacher_accuracy, spec.min_accuracy_ratio, budget)
     if not met:  # say so, and what else there is, rather than hand over "the most accurate" quietly
-        rule = (f"runs within {spec.max_latency_ms:g} ms from text" if spec.max_latency_ms is not None
+        rule = (f"runs {within_budget}" if budget is not None
                 else f"reached {spec.min_accuracy_ratio:.0%} of the teacher's validation accuracy")
         # within the budget; under the ratio rule, short of the teacher itself (which meets it trivially)
-        fits = [a for a in alternatives if (a["latency_ms"] <= spec.max_latency_ms if spec.max_latency_ms is not None
-                                            else a["kind"] != "teacher")]
+        fits = [a for a in alternatives if (a["latency_ms"] <= budget if budget is not None else a["kind"] != "teacher")]
         best = max(fits, key=lambda a: a["validation_accuracy"] or 0, default=None)
-        where = "within it" if spec.max_latency_ms is not None else "other than the teacher"
+        where = "within it" if budget is not None else "other than the teacher"
         notes.append(f"no winner {rule}" + (f"; the most accurate alternative {where} is {describe(best)} (validation "
                                            f"{best['validation_accuracy']:.4f}, {best['latency_ms']:.2f} ms from text)"
                                            if best else ""))
