@@ -150,6 +150,14 @@ export: {{seq: 32, rounds: 2}}
         assert (out / "winners" / name / "manifest.json").stat().st_mtime > compared
     assert ((out / "compare.json").stat().st_mtime > compared) == bool(changed)
 
+    # the same budget said relative to the teacher: no winner is a million times faster (same picks,
+    # nothing trained again); the job says so in the rule's own words
+    run_job(dataclasses.replace(job, winners=dataclasses.replace(job.winners, min_speedup=1e6)), resume=True)
+    again = json.loads((out / "summary.json").read_text())
+    assert {w["name"]: w["trial_id"] for w in again["stages"]["winners"]["winners"]} == after
+    assert again["winner"]["rule_met"] is False
+    assert any(n.startswith("no winner runs at least 1e+06x faster than the teacher") for n in again["winner"]["notes"])
+
 
 def job_rows(job):
     from slimtune.data import load_data

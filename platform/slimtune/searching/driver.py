@@ -90,6 +90,9 @@ class SearchSpec:
     reference: str | None = None
     """A small model fine-tuned directly on this data (a job sets its `reference:` here); the space
     sees it as `teacher.reference` and may start students from it."""
+    target_speedup: float | None = None
+    """Steer the sampler toward students at least this many times faster than the teacher (Optuna's
+    constraints; the front still follows `constraints`). A job sets it from `winners.min_speedup`."""
 
     def __post_init__(self):
         object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
@@ -113,6 +116,8 @@ class SearchSpec:
             raise SlimtuneError(f"--max-train-samples: at least 2, got {self.max_train_samples}")
         if self.max_unlabeled_samples is not None and self.max_unlabeled_samples < 0:
             raise SlimtuneError(f"max_unlabeled_samples: 0 or more, got {self.max_unlabeled_samples}")
+        if self.target_speedup is not None and self.target_speedup < 1:
+            raise SlimtuneError(f"target_speedup: at least 1 (times faster than the teacher), got {self.target_speedup}")
         if self.storage:
             resolve_storage(self.storage, Path(self.out))  # a bad scheme fails now
         if self.latency_model:
@@ -130,7 +135,8 @@ class SearchSpec:
 
 def _sampler(name: str, seed: int, trials: int):
     """Optuna's samplers, sized for the budget: TPE's default 10 random start-up trials would leave
-    a 12-trial search almost all random, and NSGA-II needs a few generations to do anything."""
+    a 12-trial search almost all random, and NSGA-II needs a few generations to do anything. TPE
+    and NSGA-II also read the constraint values the searcher sets on each trial (searching.steer)."""
     import optuna
 
     startup = max(3, min(10, trials // 3))
@@ -138,6 +144,18 @@ def _sampler(name: str, seed: int, trials: int):
                                                       constant_liar=True),  # trials run in parallel
             "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 3))),
             "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
+
+
+def steering_limits(spec: SearchSpec, space: SearchSpace, info: TeacherInfo) -> dict[str, tuple[str, float]]:
+    """The limits the sampler steers by: the space's constraints and `spec.target_speedup`, in
+    absolute terms for this teacher (its measured accuracy and latency)."""
+    teacher = {"accuracy": info.accuracy, "latency_ms": info.latency_ms}
+    limits = space.constraints.limits(teacher)
+    if spec.target_speedup is not None:
+        bound = info.latency_ms / spec.target_speedup
+        if bound < limits.get("min_speedup", ("latency_ms", float("inf")))[1]:
+            limits["min_speedup"] = ("latency_ms", bound)
+    return limits
 
 
 def teacher_info(teacher: str, figures: dict | None = None, reference: str | None = None) -> TeacherInfo:
@@ -421,15 +439,20 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo):
     """Optuna's sampler behind Tune's searcher, over the objectives, with the zero-layer student
     enqueued first where the space allows one: the front then reaches down to where linear models
     live, and every slower student has to beat it to earn its latency."""
-    from ray.tune.search.optuna import OptunaSearch
+    from slimtune.searching.steer import SteeredOptunaSearch
 
     seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
     zero = zero_layer_point(space, info)
     if zero:
         log.info("trial 1 is the zero-layer student (the teacher's embeddings, a mean, a head)")
-    return OptunaSearch(space=SpaceAdapter(space, info), metric=list(spec.objectives),
-                        mode=[OBJECTIVES[o] for o in spec.objectives], sampler=_sampler(spec.sampler, seed, spec.trials),
-                        seed=seed, points_to_evaluate=[zero] if zero else None)
+    limits = steering_limits(spec, space, info)
+    if limits and spec.sampler != "random":
+        log.info("the sampler steers toward trials that meet " + ", ".join(
+            f"{metric} {'>=' if metric == 'accuracy' else '<='} {bound:.4g} ({name})" for name, (metric, bound) in limits.items()))
+    return SteeredOptunaSearch(space=SpaceAdapter(space, info), metric=list(spec.objectives),
+                               mode=[OBJECTIVES[o] for o in spec.objectives],
+                               sampler=_sampler(spec.sampler, seed, spec.trials),
+                               seed=seed, points_to_evaluate=[zero] if zero else None, limits=limits)
 
 
 def run_search(spec: SearchSpec, data=None) -> SearchResult:

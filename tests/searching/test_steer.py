@@ -1,0 +1,57 @@
+"""The search's constraints steer Optuna's sampler (searching.steer), through Tune's OptunaSearch."""
+
+import pytest
+
+from slimtune.searching.space import Constraints
+from slimtune.searching.steer import violations
+
+
+def test_violations_are_relative_and_at_most_zero_when_met():
+    limits = Constraints(min_accuracy_ratio=0.9, min_speedup=5).limits({"accuracy": 0.8, "latency_ms": 10.0})
+    assert violations({"accuracy": 0.72, "latency_ms": 2.0}, limits) == pytest.approx(
+        {"min_accuracy_ratio": 0.0, "min_speedup": 0.0})
+    assert violations({"accuracy": 0.36, "latency_ms": 4.0}, limits) == pytest.approx(
+        {"min_accuracy_ratio": 0.5, "min_speedup": 1.0})
+    assert violations({"accuracy": 0.9}, limits)["min_speedup"] == 0.0  # not reported: not held against it
+
+
+def _run(limits: dict, trials: int = 30) -> tuple[list[float], object]:
+    """A real TPE sampler behind the searcher, on a pure trade-off (accuracy = latency = x: every x is
+    on the front), as Tune drives it: suggest, then complete with the trial's metrics."""
+    from slimtune.searching.driver import _sampler
+    from slimtune.searching.steer import SteeredOptunaSearch
+
+    searcher = SteeredOptunaSearch(space=lambda trial: {"x": trial.suggest_float("x", 0.0, 1.0)},
+                                   metric=["accuracy", "latency_ms"], mode=["max", "min"],
+                                   sampler=_sampler("tpe", 0, trials), limits=limits)
+    xs = []
+    for i in range(trials):
+        x = searcher.suggest(str(i))["x"]
+        searcher.on_trial_complete(str(i), {"accuracy": x, "latency_ms": x})
+        xs.append(x)
+    return xs, searcher
+
+
+def test_the_sampler_draws_where_the_constraints_hold_and_only_when_steered():
+    xs, steered = _run({"min_speedup": ("latency_ms", 0.2)})
+    ys, _ = _run({})
+    assert [t.constraints for t in steered._ot_study.trials] == [{"min_speedup": pytest.approx((x - 0.2) / 0.2)}
+                                                                 for x in xs]  # what Optuna's sampler reads
+    share = lambda values: sum(v <= 0.2 for v in values[10:]) / len(values[10:])  # noqa: E731 (after start-up)
+    assert share(xs) >= 0.6 and share(xs) >= share(ys) + 0.3
+
+
+def test_a_job_steers_its_search_to_the_winners_budget(tmp_path):
+    from slimtune.job import load_job
+    from slimtune.searching.driver import steering_limits
+    from slimtune.searching.space import SearchSpace, TeacherInfo
+
+    job = tmp_path / "job.yaml"
+    job.write_text("model: builtin:minilm-l6\nsearch: {space: search_spaces/full.py}\nwinners: {min_speedup: 5}\n")
+    spec = load_job(str(job)).search
+    assert spec.target_speedup == 5
+    space = SearchSpace(lambda trial, teacher: {}, Constraints(min_accuracy_ratio=0.9, min_speedup=2.0), "s")
+    info = TeacherInfo(family="bert", num_layers=6, num_heads=12, ffn=1536, hidden_size=384, vocab_size=100,
+                       latency_ms=20.0, accuracy=0.9)
+    limits = steering_limits(spec, space, info)
+    assert limits["min_speedup"] == ("latency_ms", 4.0) and limits["min_accuracy_ratio"] == ("accuracy", pytest.approx(0.81))
