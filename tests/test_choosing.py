@@ -38,18 +38,20 @@ def test_a_budget_comes_before_the_ratio():
     assert chosen["name"] == "w1/fp32" and "none runs within" in why
 
 
-def test_a_speedup_budget_is_the_teachers_latency_over_it():
-    """min_speedup: the most accurate winner at least N x faster than the teacher (its row among the
-    alternatives); like max_latency_ms it comes before the ratio, which would take the faster w1."""
-    teacher = row("teacher/fp32", 0.95, 0.95, 45.0, "teacher")
-    chosen, why, _ = choose(WINNERS, 0.92, 0.97, alternatives=[teacher], min_speedup=5)  # budget 9 ms
+def test_a_speedup_budget_is_the_teachers_fixed_shape_latency_over_it():
+    """min_speedup: the most accurate winner at least N x faster than the teacher, both timed at the
+    fixed shape (`latency_ms_model`, the search's measure), not from text; like max_latency_ms it
+    comes before the ratio, which would take the faster w1."""
+    winners = [dict(WINNERS[0], latency_ms_model=8.0), dict(WINNERS[1], latency_ms_model=18.0)]
+    teacher = dict(row("teacher/fp32", 0.95, 0.95, 30.0, "teacher"), latency_ms_model=90.0)
+    chosen, why, _ = choose(winners, 0.92, 0.97, alternatives=[teacher], min_speedup=5)  # 18 ms at the fixed shape
     assert chosen["name"] == "w2/fp32" and "at least 5x faster than the teacher" in why
-    assert choose(WINNERS, 0.92, 0.97, alternatives=[teacher], min_speedup=6)[0]["name"] == "w1/fp32"  # 7.5 ms
-    chosen, why, _ = choose(WINNERS, 0.92, 0.97, alternatives=[teacher], min_speedup=20)  # 2.25 ms: none fits
+    # from text w2 is 30 / 9 = 3.3x: a budget from text would have taken w1 at 5x
+    assert choose(winners, 0.92, 0.97, alternatives=[teacher], min_speedup=6)[0]["name"] == "w1/fp32"  # 15 ms
+    chosen, why, _ = choose(winners, 0.92, 0.97, alternatives=[teacher], min_speedup=20)  # 4.5 ms: none fits
     assert chosen["name"] == "w1/fp32" and "none runs at least 20x faster" in why
-    assert choose(WINNERS, 0.92, 0.97, max_latency_ms=10, alternatives=[teacher])[0]["name"] == "w2/fp32"
-    with pytest.raises(ValueError, match="teacher's latency"):
-        choose(WINNERS, 0.92, 0.97, min_speedup=5)
+    with pytest.raises(ValueError, match="teacher's fixed-shape latency"):
+        choose(winners, 0.92, 0.97, min_speedup=5)
 
 
 def test_a_winner_beaten_by_a_faster_alternative_is_passed_over():
@@ -77,5 +79,7 @@ def test_whether_the_chosen_winner_meets_its_rule():
 
     assert meets_rule(WINNERS[0], 0.92, 0.97) and not meets_rule(WINNERS[0], 0.99, 0.97)
     assert meets_rule(WINNERS[1], 0.99, 0.97, max_latency_ms=9.0) and not meets_rule(WINNERS[1], 0.5, 0.97, 8.0)
-    assert meets_rule(WINNERS[1], 0.99, 0.97, min_speedup=5, teacher_latency_ms=45.0)
-    assert not meets_rule(WINNERS[1], 0.5, 0.97, min_speedup=6, teacher_latency_ms=45.0)
+    w2 = dict(WINNERS[1], latency_ms_model=18.0)
+    assert meets_rule(w2, 0.99, 0.97, min_speedup=5, teacher_model_ms=90.0)
+    assert not meets_rule(w2, 0.5, 0.97, min_speedup=6, teacher_model_ms=90.0)
+    assert meets_rule(row("linear", 0.9, 0.9, 1.0, "linear"), 0.9, 0.97, min_speedup=6, teacher_model_ms=90.0)  # from text

@@ -180,8 +180,8 @@ def build_job(raw: dict, job_dir: Path) -> JobSpec:
         alternatives = build_section(AlternativesSpec, raw.get("alternatives") or {}, "alternatives")
     except SlimtuneError as exc:
         raise SlimtuneError(f"job: {exc}") from None
-    if winners.min_speedup is not None and search.target_speedup is None:
-        search = dataclasses.replace(search, target_speedup=winners.min_speedup)  # search where the winner is chosen
+    if winners.min_speedup is not None and search.steer_speedup is None:
+        search = dataclasses.replace(search, steer_speedup=winners.min_speedup)  # search where the winner is chosen
     reference = None
     # a small pretrained model fine-tuned directly is what a user would try first: on by default
     reference_model = top.get("reference") if "reference" in raw else (DEFAULT_REFERENCE if model != DEFAULT_REFERENCE

@@ -133,8 +133,9 @@ def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latenc
     """Front members to distil again with the full budget, `count` in all. With a latency budget
     (`max_latency_ms`, else the teacher's latency over `min_speedup`): the most accurate within it
     by the search's latency (the fixed shape, batch 1 x seq tokens: no bundle exists yet to time
-    from text; on texts shorter than seq it overstates, so the pick is conservative), then the next
-    most accurate within it, then the rest. Without: the fastest one whose search accuracy is within
+    from text; against `max_latency_ms`, a budget from text, it overstates on texts shorter than
+    seq, a conservative pick; `min_speedup` is judged at the fixed shape in the end too), then the
+    next most accurate within it, then the rest. Without: the fastest one whose search accuracy is within
     `min_accuracy_ratio` of the teacher's validation accuracy; the next faster one, just under that
     floor (the search trains on a small budget, the final run often lifts such a student over it);
     then the most accurate others."""
@@ -143,7 +144,7 @@ def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latenc
     front = sorted(pareto["front"], key=lambda r: r["latency_ms"])
     if not front:
         raise _no_front({"trials_finished": 0, **pareto})
-    budget, _ = latency_budget(max_latency_ms, min_speedup, pareto["teacher"].get("latency_ms"))
+    budget = latency_budget(max_latency_ms, min_speedup, pareto["teacher"].get("latency_ms"))[0]
     if budget is not None:
         said = f"{budget:.3g} ms" + (f" ({min_speedup:g}x faster than the teacher)" if max_latency_ms is None else "")
         within = sorted((r for r in front if r["latency_ms"] <= budget), key=lambda r: -r["accuracy"])
@@ -519,7 +520,7 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
 
 def _judge(job: JobSpec, winners: list[Winner], compare: dict, teacher_accuracy: float) -> dict:
     """Choose the winner against the alternatives and say what beats it (slimtune.choosing)."""
-    from slimtune.choosing import describe, dominance, latency_budget, meets_rule, teacher_latency, verdict
+    from slimtune.choosing import describe, dominance, latency_budget, latency_of, meets_rule, teacher_latency, verdict
 
     rows, alternatives = _judge_rows(compare)
     fp32 = {w.name: rows[f"{w.name}/fp32"] | {"name": w.name} for w in winners}
@@ -530,13 +531,15 @@ def _judge(job: JobSpec, winners: list[Winner], compare: dict, teacher_accuracy:
     mine = [rows[k] for k in (f"{chosen.name}/fp32", f"{chosen.name}/int8") if k in rows]
     pairs = dominance(mine, alternatives)
     notes = []
-    budget, within_budget = latency_budget(spec.max_latency_ms, spec.min_speedup, teacher_latency(alternatives))
-    met = meets_rule(fp32[chosen.name], teacher_accuracy, spec.min_accuracy_ratio, budget)
+    teacher_ms = teacher_latency(alternatives)
+    met = meets_rule(fp32[chosen.name], teacher_accuracy, spec.min_accuracy_ratio, spec.max_latency_ms,
+                     spec.min_speedup, teacher_ms)
     if not met:  # say so, and what else there is, rather than hand over "the most accurate" quietly
+        budget, key, within_budget = latency_budget(spec.max_latency_ms, spec.min_speedup, teacher_ms)
         rule = (f"runs {within_budget}" if budget is not None
                 else f"reached {spec.min_accuracy_ratio:.0%} of the teacher's validation accuracy")
         # within the budget; under the ratio rule, short of the teacher itself (which meets it trivially)
-        fits = [a for a in alternatives if (a["latency_ms"] <= budget if budget is not None else a["kind"] != "teacher")]
+        fits = [a for a in alternatives if (latency_of(a, key) <= budget if budget is not None else a["kind"] != "teacher")]
         best = max(fits, key=lambda a: a["validation_accuracy"] or 0, default=None)
         where = "within it" if budget is not None else "other than the teacher"
         notes.append(f"no winner {rule}" + (f"; the most accurate alternative {where} is {describe(best)} (validation "

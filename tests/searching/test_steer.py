@@ -15,13 +15,17 @@ def test_violations_are_relative_and_at_most_zero_when_met():
     assert violations({"accuracy": 0.9}, limits)["min_speedup"] == 0.0  # not reported: not held against it
 
 
+def _space(trial):
+    return {"x": trial.suggest_float("x", 0.0, 1.0)}
+
+
 def _run(limits: dict, trials: int = 30) -> tuple[list[float], object]:
     """A real TPE sampler behind the searcher, on a pure trade-off (accuracy = latency = x: every x is
     on the front), as Tune drives it: suggest, then complete with the trial's metrics."""
     from slimtune.searching.driver import _sampler
     from slimtune.searching.steer import SteeredOptunaSearch
 
-    searcher = SteeredOptunaSearch(space=lambda trial: {"x": trial.suggest_float("x", 0.0, 1.0)},
+    searcher = SteeredOptunaSearch(space=_space,
                                    metric=["accuracy", "latency_ms"], mode=["max", "min"],
                                    sampler=_sampler("tpe", 0, trials), limits=limits)
     xs = []
@@ -49,9 +53,25 @@ def test_a_job_steers_its_search_to_the_winners_budget(tmp_path):
     job = tmp_path / "job.yaml"
     job.write_text("model: builtin:minilm-l6\nsearch: {space: search_spaces/full.py}\nwinners: {min_speedup: 5}\n")
     spec = load_job(str(job)).search
-    assert spec.target_speedup == 5
+    assert spec.steer_speedup == 5
     space = SearchSpace(lambda trial, teacher: {}, Constraints(min_accuracy_ratio=0.9, min_speedup=2.0), "s")
     info = TeacherInfo(family="bert", num_layers=6, num_heads=12, ffn=1536, hidden_size=384, vocab_size=100,
                        latency_ms=20.0, accuracy=0.9)
     limits = steering_limits(spec, space, info)
-    assert limits["min_speedup"] == ("latency_ms", 4.0) and limits["min_accuracy_ratio"] == ("accuracy", pytest.approx(0.81))
+    assert limits == {"min_accuracy_ratio": ("accuracy", pytest.approx(0.81)), "min_speedup": ("latency_ms", 10.0),
+                      "steer_speedup": ("latency_ms", 4.0)}
+
+
+def test_the_steering_survives_a_save_and_restore(tmp_path):
+    """Tune saves the searcher (pickle of its __dict__) and restores it on --resume."""
+    from slimtune.searching.steer import SteeredOptunaSearch
+
+    xs, searcher = _run({"min_speedup": ("latency_ms", 0.2)}, trials=4)
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    again = SteeredOptunaSearch(space=_space,
+                                metric=["accuracy", "latency_ms"], mode=["max", "min"], limits={})
+    again.restore(str(tmp_path / "searcher.pkl"))
+    x = again.suggest("4")["x"]
+    again.on_trial_complete("4", {"accuracy": x, "latency_ms": float("nan")})  # NaN: not a constraint Optuna refuses
+    assert again._limits == {"min_speedup": ("latency_ms", 0.2)}
+    assert [t.constraints for t in again._ot_study.trials][-1] == {"min_speedup": 0.0} and len(again._ot_study.trials) == 5

@@ -372,7 +372,7 @@ def _search_parser(sub) -> None:
     p.add_argument("--objectives", type=lambda s: tuple(s.split(",")), help="from accuracy, latency_ms, size_mb (default accuracy,latency_ms)")
     p.add_argument("--sampler", help="tpe (default), nsga2 or random")
     p.add_argument("--sampler-seed", type=int, help="seed of the sampler (default: --seed)")
-    p.add_argument("--target-speedup", type=float, metavar="N",
+    p.add_argument("--steer-speedup", type=float, metavar="N",
                    help="steer the sampler toward students at least N x faster than the teacher (Optuna constraints; the front keeps the space's)")
     p.add_argument("--retries", type=int, help="retries of a failing trial before it is recorded as failed (default 1)")
     p.add_argument("--max-steps", type=int, help="cap on each trial's training steps")

@@ -90,9 +90,11 @@ class SearchSpec:
     reference: str | None = None
     """A small model fine-tuned directly on this data (a job sets its `reference:` here); the space
     sees it as `teacher.reference` and may start students from it."""
-    target_speedup: float | None = None
+    steer_speedup: float | None = None
     """Steer the sampler toward students at least this many times faster than the teacher (Optuna's
-    constraints; the front still follows `constraints`). A job sets it from `winners.min_speedup`."""
+    constraints; the front still follows `constraints`). A job sets it from `winners.min_speedup`.
+    The steering is fixed when the search starts: a `--resume` keeps the first run's (Tune
+    restores the sampler), while the front follows the constraints given then."""
 
     def __post_init__(self):
         object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
@@ -116,8 +118,8 @@ class SearchSpec:
             raise SlimtuneError(f"--max-train-samples: at least 2, got {self.max_train_samples}")
         if self.max_unlabeled_samples is not None and self.max_unlabeled_samples < 0:
             raise SlimtuneError(f"max_unlabeled_samples: 0 or more, got {self.max_unlabeled_samples}")
-        if self.target_speedup is not None and self.target_speedup < 1:
-            raise SlimtuneError(f"target_speedup: at least 1 (times faster than the teacher), got {self.target_speedup}")
+        if self.steer_speedup is not None and self.steer_speedup < 1:
+            raise SlimtuneError(f"--steer-speedup: at least 1 (times faster than the teacher), got {self.steer_speedup}")
         if self.storage:
             resolve_storage(self.storage, Path(self.out))  # a bad scheme fails now
         if self.latency_model:
@@ -147,14 +149,12 @@ def _sampler(name: str, seed: int, trials: int):
 
 
 def steering_limits(spec: SearchSpec, space: SearchSpace, info: TeacherInfo) -> dict[str, tuple[str, float]]:
-    """The limits the sampler steers by: the space's constraints and `spec.target_speedup`, in
+    """The limits the sampler steers by: the space's constraints and `spec.steer_speedup`, in
     absolute terms for this teacher (its measured accuracy and latency)."""
     teacher = {"accuracy": info.accuracy, "latency_ms": info.latency_ms}
     limits = space.constraints.limits(teacher)
-    if spec.target_speedup is not None:
-        bound = info.latency_ms / spec.target_speedup
-        if bound < limits.get("min_speedup", ("latency_ms", float("inf")))[1]:
-            limits["min_speedup"] = ("latency_ms", bound)
+    if spec.steer_speedup is not None:
+        limits["steer_speedup"] = Constraints(min_speedup=spec.steer_speedup).limits(teacher)["min_speedup"]
     return limits
 
 

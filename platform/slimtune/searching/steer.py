@@ -9,17 +9,19 @@ trial (`Trial.set_constraint`, Optuna 5's way), before telling Optuna the result
 
 from __future__ import annotations
 
+import math
+
 from ray.tune.search.optuna import OptunaSearch
 
 
 def violations(metrics: dict, limits: dict[str, tuple[str, float]]) -> dict[str, float]:
     """One value per limit (`Constraints.limits`: name -> (metric, bound)), relative to its bound,
     at most 0 when met: accuracy under its floor, latency or size over its bound. A metric the
-    trial did not report is not held against it."""
+    trial did not report (or a NaN) is not held against it."""
     values = {}
     for name, (metric, bound) in limits.items():
         value = metrics.get(metric)
-        if value is None:
+        if value is None or not math.isfinite(value):  # Optuna refuses NaN; the objectives' own check reports it
             values[name] = 0.0
         else:
             values[name] = (bound - value) / bound if metric == "accuracy" else (value - bound) / bound
