@@ -8,7 +8,8 @@ For each data set and seed it runs the job with only the data source (and the se
 bench/learned.py builds them) and `reuters-r8` (builtin:reuters-r8). Each job fits its own
 alternatives on the rows its winners train on: a linear TF-IDF model, the teacher in fp32 and int8
 (and a small model fine-tuned directly when the teacher is not one). `--resume` semantics: a job
-that finished is read back, one that stopped continues. Figures come from each job's summary.json:
+that finished is read back (with `--rejudge`, resumed: nothing is trained or timed again, the winner
+is chosen again by the current rule), one that stopped continues. Figures come from each job's summary.json:
 test accuracy (the bundles' own, on the same test split), macro-F1, latency from text to label
 (batch 1, tokenizer included, timed in turns within the job) and the bundle's size. Printed per
 data set: each model's mean test accuracy over the seeds and each seed's, whether the chosen
@@ -63,6 +64,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--out", default="runs/bench-alternatives")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a job override, for every run")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="resume finished jobs too: every stage is skipped, the winner is chosen and judged again "
+                             "by the current code (after a change to the winner rule)")
     args = parser.parse_args()
 
     from slimtune.pipeline import load_job, run_job
@@ -77,11 +81,18 @@ def main() -> None:
             folder = out / f"{name}-s{seed}"
             summary_path = folder / "summary.json"
             done = summary_path.exists() and "total_seconds" in json.loads(summary_path.read_text())
-            if not done:
+            timings = folder / "timings.json"  # the job's own stage times, kept when --rejudge resumes it
+            if done and not timings.exists():
+                first = json.loads(summary_path.read_text())
+                timings.write_text(json.dumps({k: first[k] for k in ("seconds", "total_seconds")}) + "\n")
+            if not done or args.rejudge:
                 job = load_job(args.job, [f"data.source={source(name, out)}", f"data.seed={seed}", *args.set],
                                out=str(folder))
                 run_job(job, resume=folder.exists())
-            summary = json.loads(summary_path.read_text())
+            if not timings.exists():
+                first = json.loads(summary_path.read_text())
+                timings.write_text(json.dumps({k: first[k] for k in ("seconds", "total_seconds")}) + "\n")
+            summary = json.loads(summary_path.read_text()) | json.loads(timings.read_text())
             per_seed.append((summary, rows_of(summary)))
         results[name] = per_seed
 
