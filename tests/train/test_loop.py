@@ -5,7 +5,7 @@ import pytest
 from tests.helpers import build_tiny_bert, tiny_splits
 from slimtune.data.tokenize import PadCollator
 from slimtune.errors import SlimtuneError
-from slimtune.train.loop import TrainSpec, auto_lr, evaluate, train
+from slimtune.train.loop import LOSS_TIE_MARGIN, TrainSpec, auto_lr, evaluate, improved, train
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def test_learns_and_keeps_best_epoch(splits):
     model, result = _fit(splits)
     assert result.best_metrics["accuracy"] >= 0.9
     assert len(result.history) == 4 and result.steps == 40
-    best = max(result.history, key=lambda row: row["val_accuracy"])
-    assert result.best_epoch == best["epoch"]
+    best = result.history[result.best_epoch - 1]
+    assert best["val_accuracy"] == max(row["val_accuracy"] for row in result.history)
     # the returned model holds the best epoch's weights, not the last epoch's
     again = evaluate(model, val_split, 2, tok.pad_token_id)
     assert again["accuracy"] == result.best_metrics["accuracy"]
@@ -50,6 +50,32 @@ def test_dynamic_padding_pads_to_batch_longest():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["index"].tolist() == [0, 1]
+
+
+def test_a_tie_at_a_lower_validation_loss_is_progress(splits):
+    """Validation accuracy ties at 1.0 from epoch 3 while the loss keeps falling: patience goes on
+    and keeps the epoch of the lowest loss; counted as no progress it stopped at epoch 4, keeping 3."""
+    _, result = _fit(splits, epochs=6, patience=1)
+    top = [row for row in result.history if row["val_accuracy"] == 1.0]
+    assert len(top) >= 3 and len(result.history) == 6 and not result.stopped_early
+    assert result.best_epoch == 6 and result.best_metrics["loss"] == min(row["val_loss"] for row in top)
+    assert improved(0.9, 0.5, 0.8, 0.1) and not improved(0.8, 0.01, 0.9, 0.5)  # the metric comes first
+    assert improved(0.9, 0.5 * (1 - 2 * LOSS_TIE_MARGIN), 0.9, 0.5)
+    assert not improved(0.9, 0.5 * (1 - LOSS_TIE_MARGIN / 2), 0.9, 0.5)  # lower by noise: a tie stays a tie
+    assert improved(0.5, 1.0, float("-inf"), None)
+
+
+def test_validation_loss_is_the_mean_cross_entropy(splits):
+    import torch
+    import torch.nn.functional as F
+
+    tok, _, val_split = splits
+    model = build_tiny_bert(vocab_size=len(tok)).eval()
+    scored = evaluate(model, val_split, 2, tok.pad_token_id, batch_size=7)
+    with torch.no_grad():
+        each = [F.cross_entropy(model(input_ids=torch.tensor([ids])).logits, torch.tensor([label])).item()
+                for ids, label, _ in (val_split[i] for i in range(len(val_split)))]
+    assert scored["loss"] == pytest.approx(sum(each) / len(each), rel=1e-5)
 
 
 def test_auto_lr_by_width_and_recorded(splits):
