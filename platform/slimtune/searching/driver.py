@@ -438,13 +438,24 @@ def _check_same_space(out: Path, fingerprint: str, space: SearchSpace, resume: b
 def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo):
     """Optuna's sampler behind Tune's searcher, over the objectives, with the zero-layer student
     enqueued first where the space allows one: the front then reaches down to where linear models
-    live, and every slower student has to beat it to earn its latency."""
+    live, and every slower student has to beat it to earn its latency. With `steer_speedup`, the
+    deepest student predicted to reach it comes next (searching.anchor)."""
+    from slimtune.searching.anchor import budget_point
     from slimtune.searching.steer import SteeredOptunaSearch
 
     seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
     zero = zero_layer_point(space, info)
     if zero:
         log.info("trial 1 is the zero-layer student (the teacher's embeddings, a mean, a head)")
+    points = [zero] if zero else []
+    if spec.steer_speedup is not None:
+        anchor = budget_point(space, info, spec.steer_speedup, spec.seq)
+        if anchor:
+            params, candidate, predicted = anchor
+            points.append(params)
+            log.info(f"trial {len(points)} is the deepest student predicted {spec.steer_speedup:g}x faster than the "
+                     f"teacher ({candidate.layers} layers, heads {candidate.heads}, FFN {candidate.ffn} removed: "
+                     f"{predicted:.1f}x by FLOPs)")
     limits = steering_limits(spec, space, info)
     if limits and spec.sampler != "random":
         log.info("the sampler steers toward trials that meet " + ", ".join(
@@ -452,7 +463,7 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo):
     return SteeredOptunaSearch(space=SpaceAdapter(space, info), metric=list(spec.objectives),
                                mode=[OBJECTIVES[o] for o in spec.objectives],
                                sampler=_sampler(spec.sampler, seed, spec.trials),
-                               seed=seed, points_to_evaluate=[zero] if zero else None, limits=limits)
+                               seed=seed, points_to_evaluate=points or None, limits=limits)
 
 
 def run_search(spec: SearchSpec, data=None) -> SearchResult:
