@@ -12,9 +12,8 @@ once (ONNX Runtime fp32, 1 thread, batch 1, 128 tokens). For each target speed-u
   distillation: what the gates add over the cheap recipe;
 - one-shot: the `--shapes` (3) uniform shapes (layers kept, heads and FFN fractions removed) whose
   predicted latency is nearest the target, each cut by Taylor scores, then distilled for the same
-  3 epochs. Many uniform shapes lie within a few percent of a target and they differ by up to 3
-  points (8x: one layer of 3 heads and 1,536 neurons 0.823, two of 6 heads and 384 neurons 0.856),
-  so the nearest alone is an arbitrary baseline: rows `oneshot` (the nearest, as the issue asks)
+  3 epochs. Many uniform shapes lie within a few percent of a target and they differ by points in
+  accuracy (compare the `oneshot` and `oneshot-best` rows), so the nearest alone is an arbitrary baseline: rows `oneshot` (the nearest, as the issue asks)
   and `oneshot-best` (per seed, the shape with the best validation accuracy) are both printed.
 Every model is exported and timed in turns in one process at the end; it prints test accuracy
 (both seeds and their mean) and measured speed-up, for learned the predicted latency of the gates'

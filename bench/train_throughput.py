@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--gpu-batch", type=int, default=128)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (GPU mode)")
-    parser.add_argument("--peak-tflops", type=float, default=790.0, help="bf16 peak to compute MFU against (H200 measured: 790)")
+    parser.add_argument("--peak-tflops", type=float, default=790.0, help="bf16 peak to compute MFU against (H200 dense bf16 peak as assumed here: 790)")
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
     if args.smoke_test:

@@ -50,9 +50,9 @@ def space(trial, teacher):
         # embeddings and a head take far larger steps than an encoder (models.bag.BAG_LR)
         "lr": (trial.suggest_float("bag_lr", 3e-3, 1e-2, log=True) if zero
                else trial.suggest_float("lr", 1e-4, 4e-4, log=True)),
-        # a student cut from a wide teacher trains about 4x slower than a MiniLM-size one (10-17 min
-        # for 2 epochs of MPNet students on 2,000 Reuters rows): one epoch ranks it, the winners
-        # stage gives it the full budget
+        # a student cut from a wide teacher trains several times slower than a MiniLM-size one (10-17
+        # min for 2 epochs of MPNet students on 2,000 Reuters rows: `python bench/big_teacher.py`,
+        # session 5): one epoch ranks it, the winners stage gives it the full budget
         "epochs": 1 if wide_cut else trial.suggest_int("epochs", 1, 2),
     })
     if not zero and trial.suggest_categorical("use_hidden", [False, True]):  # no layer states without layers

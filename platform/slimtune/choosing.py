@@ -13,7 +13,7 @@ from __future__ import annotations
 ACCURACY_TOLERANCE = 0.002
 """Test accuracies this close (0.2 points) count as equal when judging dominance."""
 LATENCY_TOLERANCE = 0.05
-"""Latencies within 5% count as equal: timing noise on a shared machine is about that."""
+"""Latencies within 5% count as equal: a margin for timing noise on a shared machine."""
 
 
 def dominates(a: dict, b: dict) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """One quick TCP connect, so that an offline machine fails in seconds, not after the hub
-    client's retries (about 25 s)."""
+    client's retries."""
     import os
     import socket
     from urllib.parse import urlparse

@@ -43,7 +43,8 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
         log.info(f"joined the Ray cluster at {address}")
         return
     # Ray starts workers at nice 15 by default; our training workers are the work itself, and at
-    # nice 15 any other process on a small machine preempts them (measured: 5-22% slower steps).
+    # nice 15 any other process on a small machine preempts them (slower steps; `python
+    # bench/train_throughput.py` measures Ray Train's step against the plain loop's).
     os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(
         num_cpus=num_cpus,

@@ -1,13 +1,16 @@
-"""The search tries first the deepest student its FLOPs put within the job's speed-up."""
+"""With a speed-up to reach, the search tries first the deepest student timed within it."""
+
+from types import SimpleNamespace
 
 import pytest
 
-from slimtune.searching.anchor import FLOPS_MARGIN, budget_point, predicted_speedup
+from slimtune.searching.anchor import _shapes, budget_point, predicted_speedup, shape_timer
 from slimtune.searching.space import Candidate, TeacherInfo, load_space
 from tests.searching.test_space import SPACES
 
 MINILM = TeacherInfo(family="bert", num_layers=6, num_heads=12, ffn=1536, hidden_size=384, vocab_size=30522,
-                     latency_ms=20.0, accuracy=0.9, path="builtin:minilm-l6")
+                     latency_ms=10.0, accuracy=0.9, path="builtin:minilm-l6")
+FULL = str(SPACES[0].parent / "full.py")
 
 
 @pytest.mark.parametrize("knobs", [{"layers": 4, "heads": 0.75, "ffn": 0.75},
@@ -23,29 +26,57 @@ def test_the_estimate_is_the_ratio_of_the_cut_models_own_flops(knobs):
     whole = encoder_flops(model, 128)
     apply_pruning(model, **knobs)
     assert predicted_speedup(Candidate(**knobs), MINILM, 128) == pytest.approx(whole / encoder_flops(model, 128))
-
-
-def test_the_deepest_student_within_the_budget_and_none_beyond():
-    full = load_space(str(SPACES[0].parent / "full.py"))
-    params, candidate, predicted = budget_point(full, MINILM, 5.0, 128)
-    assert (candidate.layers, candidate.heads, candidate.ffn) == (4, 0.75, 0.75)  # 5 layers cannot reach 5x
-    assert predicted >= 5.0 * FLOPS_MARGIN and params["layers"] == 4
-    deeper = Candidate(layers=5, heads=0.75, ffn=0.75)
-    assert predicted_speedup(deeper, MINILM, 128) < 5.0 * FLOPS_MARGIN
-    assert budget_point(full, MINILM, 1000.0, 128) is None  # no student of the space is that fast
     assert predicted_speedup(Candidate(layers=0), MINILM, 128) is None  # the zero-layer student has its own point
 
 
+def _flops_ms(overhead: float):
+    """A machine where a model costs `overhead` ms besides its encoder, the teacher 10 ms in all."""
+    calls = []
+
+    def ms(candidate):
+        calls.append(candidate)
+        return overhead + (10.0 - overhead) / predicted_speedup(candidate, MINILM, 128)
+
+    return ms, calls
+
+
+def test_the_deepest_shape_measured_within_the_target_not_the_deepest_estimated():
+    full = load_space(FULL)
+    shapes = _shapes(full, MINILM, 5.0, 128, 256)
+    assert [c.layers for _, c, _ in shapes] == sorted((c.layers for _, c, _ in shapes), reverse=True)
+    assert (shapes[0][1].layers, shapes[0][1].heads, shapes[0][1].ffn) == (4, 0.75, 0.75)  # 6.0x by FLOPs
+    exact, calls = _flops_ms(0.0)
+    params, candidate, measured = budget_point(full, MINILM, 5.0, 128, exact)
+    assert candidate == shapes[0][1] and params["layers"] == 4 and measured == pytest.approx(6.0)
+    assert calls == [Candidate(), candidate]  # the teacher's shape, timed beside
+    # 1 ms of embeddings and runtime: 4 layers run 4.0x, 3 layers (8x by FLOPs) 4.7x, 2 layers of 8.8x
+    # 4.9x, of 12x 5.7x; a 2-layer shape of 7.4x is not timed (4.9 / 8.8 of it is short)
+    slow, calls = _flops_ms(1.0)
+    params, candidate, measured = budget_point(full, MINILM, 5.0, 128, slow)
+    assert (candidate.layers, candidate.heads, candidate.ffn) == (2, 0.75, 0.75) and measured >= 5.0
+    assert [(c.layers, c.heads) for c in calls] == [(None, 0.0), (4, 0.75), (3, 0.75), (2, 0.5), (2, 0.75)]
+    assert budget_point(full, MINILM, 1000.0, 128, slow) is None  # no student of the space is that fast
+
+
 def test_the_search_enqueues_it_after_the_zero_layer_student_only_with_a_speedup(tmp_path):
+    """Through the searcher the search builds, timed for real (untrained MiniLM shapes, ONNX Runtime)."""
+    from slimtune.models import load_config, resolve_model
     from slimtune.searching.driver import SearchSpec, make_searcher
 
-    full = load_space(str(SPACES[0].parent / "full.py"))
+    path = resolve_model("builtin:minilm-l6", "--teacher")
+    shared = SimpleNamespace(tokenizer_dir=path, teacher_config=load_config(path, "--teacher"), teacher_shape=None,
+                             seq=64)
+    timer = shape_timer(path, shared.teacher_config, None, 64, 1)
+    assert timer(Candidate(layers=2, heads=0.75, ffn=0.75)) < timer(Candidate()) / 2
+    teacher = MINILM
+    full = load_space(FULL)
     firsts = {}
-    for steer in (None, 5.0):
-        spec = SearchSpec(teacher="unused", data="unused.csv", space=str(SPACES[0].parent / "full.py"),
-                          out=str(tmp_path), trials=8, steer_speedup=steer)
-        searcher = make_searcher(spec, full, MINILM)
+    for steer in (None, 4.0):
+        spec = SearchSpec(teacher="unused", data="unused.csv", space=FULL, out=str(tmp_path), trials=8,
+                          steer_speedup=steer, seq=64)
+        searcher = make_searcher(spec, full, teacher, shared)
         searcher.set_search_properties(None, None, {})
         firsts[steer] = [searcher.suggest(f"t{i}") for i in range(2)]
-    assert [f["layers"] for f in firsts[5.0]] == [0, 4] and firsts[5.0][1]["heads"] == firsts[5.0][1]["ffn"] == 0.75
-    assert firsts[None][0]["layers"] == 0 and firsts[None][1] != firsts[5.0][1]
+    assert firsts[4.0][0]["layers"] == firsts[None][0]["layers"] == 0
+    assert firsts[4.0][1]["layers"] >= 1 and firsts[None][1] != firsts[4.0][1]
+    assert shared.teacher_config.num_hidden_layers == 6  # the trials' teacher config is left as it was

@@ -65,8 +65,8 @@ def _features(vectorizers, texts: list[str], fit: bool = False):
 def fit_linear(texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray,
                num_labels: int, spec: LinearSpec = LinearSpec(), seed: int = 42):
     """Fit both vectorizers and one logistic regression per C of the grid, from the strongest
-    regularisation up, each fit starting from the last one's weights (a cold fit per C costs
-    minutes on 10,000 long texts); keep the best on validation. Returns (vectorizers, model,
+    regularisation up, each fit starting from the last one's weights (far cheaper than a cold fit
+    per C on long texts); keep the best on validation. Returns (vectorizers, model,
     chosen C, validation accuracy per C)."""
     import copy
 

@@ -33,9 +33,8 @@ class LossSpec:
     standardize: bool = True
     """Z-score each example's logits, teacher's and student's, before softening: the student learns
     the teacher's ranking of the classes, not its confidence. A teacher that is right but unsure
-    on rare classes (MPNet after 3 epochs on Reuters R8: p = 0.15-0.5 on the right one of 5 rare
-    topics) otherwise pulls its student to the frequent ones (validation 0.82 after an epoch,
-    against 0.88 on the labels alone and 0.95 standardized). Skipped with two classes, where a
+    on rare classes otherwise pulls its student to the frequent ones (README, Distil: raw against
+    standardized logits in `python bench/big_teacher.py`). Skipped with two classes, where a
     z-score keeps only the sign."""
     alpha: float = 0.5
     """Weight of the teacher's soft targets; 1 - alpha goes to the hard labels."""

@@ -103,9 +103,9 @@ def _fit_nonnegative(design: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least squares on relative errors, every term kept at zero or more.
 
     Relative: a speed-up is a ratio, so a 0.1 ms miss on a 0.5 ms layer matters as much as 1 ms on a
-    5 ms one; fitted on absolute errors the large shapes set the line and the thin ones fell below it
-    (MiniLM-L6, 20news: c0 = -0.03 ms, a layer of 1 head and 192 neurons 13% under its timing, six
-    such layers measured 6.3x where 8x was predicted). Non-negative: timing noise can make a term
+    5 ms one; fitted on absolute errors the large shapes set the line and the thin ones fell below
+    it, so a heavily cut model was predicted faster than it ran (`python bench/latency_model.py`
+    prints the fit's error on random shapes). Non-negative: timing noise can make a term
     slightly negative, and a model that predicts a cut slower than what it was cut from, or a layer
     cheaper than its parts, would mislead the gates and the search."""
     weight = 1.0 / np.maximum(target, 1e-6)

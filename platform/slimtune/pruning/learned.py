@@ -185,7 +185,7 @@ class GatedModel(nn.Module):
         """The most the log of the pressure moves in one step (at a 100% miss; in proportion below):
         e^10 over the whole run, at most e^0.16 a step. Much faster, it winds up while the gates are
         still on their way (they cross at the gate rate whatever the pull) and then shuts every unit
-        at once (tried at e^1.6 a step: the pressure hit its ceiling and the model lost its accuracy)."""
+        at once."""
         return min(0.16, 10.0 / self.total_steps)
 
     def penalty(self) -> torch.Tensor:

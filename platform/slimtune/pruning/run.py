@@ -79,8 +79,7 @@ class PruneSpec:
     hidden_weight: float = 0.0
     """learned: weight of CoFi's layer-wise distillation while the gates train, the MSE between
     each gated layer's output and the same layer of the teacher, which must then be the model
-    being pruned (0: logits only). Off by default: it did not help on the one 20news run (seed 1, 8x,
-    session 7) that tried it."""
+    being pruned (0: logits only). Off by default: no bench here shows it helping."""
     lr: float | None = None
     """learned: peak learning rate of the weights (None: by width); the gates move faster, at a
     rate set by the number of steps (GatedModel.gate_lr)."""

@@ -435,12 +435,12 @@ def _check_same_space(out: Path, fingerprint: str, space: SearchSpace, resume: b
     (out / "space.json").write_text(json.dumps({"name": space.name, "fingerprint": fingerprint}) + "\n")
 
 
-def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo):
+def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, shared=None):
     """Optuna's sampler behind Tune's searcher, over the objectives, with the zero-layer student
     enqueued first where the space allows one: the front then reaches down to where linear models
-    live, and every slower student has to beat it to earn its latency. With `steer_speedup`, the
-    deepest student predicted to reach it comes next (searching.anchor)."""
-    from slimtune.searching.anchor import budget_point
+    live, and every slower student has to beat it to earn its latency. With `steer_speedup` and the
+    search's teacher (`shared`), the deepest student timed within it comes next (searching.anchor)."""
+    from slimtune.searching.anchor import budget_point, shape_timer
     from slimtune.searching.steer import SteeredOptunaSearch
 
     seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
@@ -448,14 +448,18 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo):
     if zero:
         log.info("trial 1 is the zero-layer student (the teacher's embeddings, a mean, a head)")
     points = [zero] if zero else []
-    if spec.steer_speedup is not None:
-        anchor = budget_point(space, info, spec.steer_speedup, spec.seq)
+    if spec.steer_speedup is not None and shared is not None:
+        log.info(f"timing the deepest students of the space that may run {spec.steer_speedup:g}x faster than the teacher")
+        # at the length the winners are judged at (the job's export.seq), not the search's: with
+        # short texts the search times at their length, where fixed costs weigh more
+        timer = shape_timer(shared.tokenizer_dir, shared.teacher_config, shared.teacher_shape, spec.seq,
+                            spec.latency_threads)
+        anchor = budget_point(space, info, spec.steer_speedup, spec.seq, timer)
         if anchor:
-            params, candidate, predicted = anchor
+            params, candidate, measured = anchor
             points.append(params)
-            log.info(f"trial {len(points)} is the deepest student predicted {spec.steer_speedup:g}x faster than the "
-                     f"teacher ({candidate.layers} layers, heads {candidate.heads}, FFN {candidate.ffn} removed: "
-                     f"{predicted:.1f}x by FLOPs)")
+            log.info(f"trial {len(points)} is the deepest of them within it: {candidate.layers} layers, heads "
+                     f"{candidate.heads}, FFN {candidate.ffn} removed, {measured:.1f}x measured untrained")
     limits = steering_limits(spec, space, info)
     if limits and spec.sampler != "random":
         log.info("the sampler steers toward trials that meet " + ", ".join(
@@ -519,7 +523,7 @@ def run_search(spec: SearchSpec, data=None) -> SearchResult:
     else:
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=make_searcher(spec, space, info), num_samples=spec.trials,
+            tune_config=tune.TuneConfig(search_alg=make_searcher(spec, space, info, shared), num_samples=spec.trials,
                                         max_concurrent_trials=spec.concurrency),
             run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=spec.retries),

@@ -60,7 +60,8 @@ class RayContext:
 
     def train_loader(self, dataset, batch_size, collate, seed, epoch):
         # random shards, as DistributedSampler makes them: length-grouped batches split by rank
-        # learnt worse on the two-worker test (0.775 against >= 0.9); kept to the single process
+        # learnt worse on the two-worker test of tests/train/test_ray_train.py (once, in session 2:
+        # 0.775 against the >= 0.9 it asserts); kept to the single process
         sampler = DistributedSampler(dataset, self.world_size, self.rank, shuffle=True, seed=seed)
         sampler.set_epoch(epoch)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate)
