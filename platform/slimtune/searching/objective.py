@@ -175,7 +175,9 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     student = module.student.eval()
     test = evaluate(student, encoded["test"], len(shared.label_names), pad)
     student = student.cpu()  # trained on a GPU when the trial has one; timed and saved on the CPU
-    seq = min(shared.seq, length)  # timed at the length it reads
+    # at the search's fixed shape, where the winners are judged too (export.seq); a student given a
+    # shorter input (`seq`) at that length, its export length
+    seq = min(shared.seq, candidate.seq) if candidate.seq else shared.seq
     latency, onnx_mb = measure_latency_ms(student, folder, seq, shared.spec.latency_threads)
     save_model(student, tokenizer, folder / "model", {
         "slimtune_version": __version__, "source_model": source, "teacher": shared.tokenizer_dir,
