@@ -79,4 +79,7 @@ def test_the_search_enqueues_it_after_the_zero_layer_student_only_with_a_speedup
         firsts[steer] = [searcher.suggest(f"t{i}") for i in range(2)]
     assert firsts[4.0][0]["layers"] == firsts[None][0]["layers"] == 0
     assert firsts[4.0][1]["layers"] >= 1 and firsts[None][1] != firsts[4.0][1]
+    ranked = [(c.layers, c.heads, c.ffn, c.temperature) for _, c, _ in _shapes(full, teacher, 4.0, 64, 256)]
+    second = firsts[4.0][1]
+    assert (second["layers"], second["heads"], second["ffn"], second["temperature"]) in ranked  # a timed shape
     assert shared.teacher_config.num_hidden_layers == 6  # the trials' teacher config is left as it was

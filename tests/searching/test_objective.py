@@ -1,6 +1,8 @@
 """One trial in this process: a student from another pretrained base, narrowed, distilled with
 cached hidden-state targets; saved so that it reloads exactly."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -157,3 +159,8 @@ def test_a_student_that_reads_fewer_tokens(trained_tiny_dir, texts_csv, tmp_path
     assert read_model_info(tmp_path / "trial" / "model")["max_length"] == 8  # the bundle cuts texts there
     full = run_candidate(Candidate(layers=1, lr=3e-3, epochs=1), shared, tmp_path / "whole")
     assert full["seq"] == 32 and full["encoder_flops"] > 2 * metrics["encoder_flops"]
+    # texts read at 16 tokens are still timed at the search's seq, where the winners are judged
+    short, _ = build_shared(replace(spec, max_length=16, out=str(tmp_path / "s16")), measure_teacher=False)
+    assert short.seq == 32 and run_candidate(Candidate(layers=1, lr=3e-3, epochs=1), short, tmp_path / "s16t")["seq"] == 32
+    with pytest.raises(SlimtuneError, match=r"--resume: this search timed .* at 16 tokens, this run would at 32"):
+        build_shared(spec, saved={"accuracy": 0.5, "latency_ms": 1.0, "seq": 16})  # one timed before the change

@@ -5,6 +5,11 @@ from __future__ import annotations
 import torch
 
 
+def units_kept(units: int, ratio: float, min_keep: int = 1) -> int:
+    """How many of `units` stay when `ratio` of them go (rounded), at least `min_keep`."""
+    return max(min_keep, round(units * (1 - ratio)))
+
+
 def keep_per_layer(scores: list[torch.Tensor], ratio, scope: str = "layer", min_keep: int = 1) -> list[list[int]]:
     """Indices to keep in each layer after removing `ratio` of the units.
 
@@ -21,7 +26,7 @@ def keep_per_layer(scores: list[torch.Tensor], ratio, scope: str = "layer", min_
     if scope == "layer":
         keep = []
         for s, r in zip(scores, ratios):
-            n = max(min_keep, round(len(s) * (1 - r)))
+            n = units_kept(len(s), r, min_keep)
             keep.append(sorted(torch.topk(s, n).indices.tolist()))
         return keep
     if isinstance(ratio, (list, tuple)):

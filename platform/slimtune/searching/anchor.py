@@ -6,12 +6,14 @@ one layer or none), and the winner is then far less accurate than one the space 
 
 Shapes are ranked by their encoder's multiply-adds against the teacher's, which needs no model;
 that estimate leaves out the embeddings, the head and the runtime's own overhead, and how much
-they weigh depends on the machine and the length (4 layers keeping a quarter of the heads and FFN:
-6.0x by FLOPs; 5.65x measured at 128 tokens, 4.6x at the tweets' 56: `python bench/alternatives.py
---datasets tweets`, seed 1, at 8d49ce7 and 1483773). So the shapes are then timed untrained, beside
-the teacher's shape timed the same way (ONNX Runtime fp32, batch 1), at the length and threads the
-winners are judged at (the job's export.seq), and the deepest one measured within the target is
-the point."""
+they weigh depends on the machine and the length: 4 layers keeping a quarter of the heads and FFN
+are 6.0x by FLOPs, measured untrained at 128 tokens 6.1x and 5.7x in two runs, trained at the
+tweets' 56 tokens 4.6x (the logs of `python bench/alternatives.py --datasets tweets`, seed 1, at
+930bd4a, 2d1ab58 and 1483773). So the shapes are then timed untrained beside the teacher's shape,
+timed the same way (ONNX Runtime fp32, batch 1, the search's seq and threads: a job's export.seq),
+and the deepest one measured within the target is the point. FLOPs are taken as an upper bound of
+the measured speed-up (a shape below the target by FLOPs is not timed): within a few percent of
+it here, and further below it the shorter the input."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Callable
 
 from slimtune import log
 from slimtune.errors import SlimtuneError
+from slimtune.pruning.policy import units_kept
 from slimtune.pruning.run import hidden_kept
 from slimtune.searching.space import Candidate, SearchSpace, TeacherInfo, _ratios
 
@@ -56,10 +59,18 @@ def predicted_speedup(candidate: Candidate, teacher: TeacherInfo, seq: int) -> f
                                              teacher.hidden_size // teacher.num_heads, teacher.ffn, seq)
     heads, ffn = _ratios(candidate.heads), _ratios(candidate.ffn)
     hidden = hidden_kept(base.hidden_size, candidate.hidden)
-    kept = sum(layer_flops(hidden, max(1, round(base.num_heads * (1 - heads[i % len(heads)]))),
-                           base.hidden_size // base.num_heads, max(1, round(base.ffn * (1 - ffn[i % len(ffn)]))), seq)
+    kept = sum(layer_flops(hidden, units_kept(base.num_heads, heads[i % len(heads)]), base.hidden_size // base.num_heads,
+                           units_kept(base.ffn, ffn[i % len(ffn)]), seq)
                for i in range(layers_kept(candidate, base)))
     return whole / kept
+
+
+def describe_shape(candidate: Candidate, teacher: TeacherInfo) -> str:
+    base = _base(candidate, teacher)
+    layers = layers_kept(candidate, base) if base else candidate.layers
+    return (f"{layers} layers, heads {candidate.heads}, FFN {candidate.ffn} removed"
+            + (f", hidden {candidate.hidden}" if candidate.hidden else "")
+            + (f", from {candidate.base}" if candidate.base != "teacher" else ""))
 
 
 def _shapes(space: SearchSpace, teacher: TeacherInfo, speedup: float, seq: int, draws: int) -> list:
@@ -70,6 +81,8 @@ def _shapes(space: SearchSpace, teacher: TeacherInfo, speedup: float, seq: int, 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a fixed seed: one space gives the same point whatever the search's seed (as the zero-layer
+    # point), so seeds of a bench differ in what the sampler draws after it
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     best: dict = {}
     for _ in range(draws):
@@ -106,8 +119,8 @@ def budget_point(space: SearchSpace, teacher: TeacherInfo, speedup: float, seq: 
         timed += 1
         if measured >= speedup:
             return params, candidate, measured
-        log.info(f"  {layers_kept(candidate, _base(candidate, teacher))} layers, heads {candidate.heads}, FFN "
-                 f"{candidate.ffn} removed: {measured:.1f}x measured ({predicted:.1f}x by FLOPs), short of {speedup:g}x")
+        log.info(f"  {describe_shape(candidate, teacher)}: {measured:.1f}x measured ({predicted:.1f}x by FLOPs), "
+                 f"short of {speedup:g}x")
         shrink = min(shrink, measured / predicted)
     return None
 

@@ -306,6 +306,10 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     if not measure_teacher:
         return shared, None
     if saved is not None:
+        if saved.get("seq", seq) != seq:  # searches before the seq was recorded: taken as they are
+            raise SlimtuneError(f"--resume: this search timed its teacher and trials at {saved['seq']} tokens, this "
+                                f"run would at {seq}; resume with --seq {saved['seq']} (a job: export.seq), or start a "
+                                "new --out")
         log.info(f"teacher: validation accuracy {saved['accuracy']:.4f}, latency {saved['latency_ms']:.2f} ms "
                  "(measured when this search started)")
         return shared, saved
@@ -317,7 +321,7 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     val = evaluate(teacher, encoded["validation"], data.num_labels, tokenizer.pad_token_id)
     if known_test is None:  # a big teacher's test pass costs minutes: skip it when finetune measured it
         known_test = evaluate(teacher, encoded["test"], data.num_labels, tokenizer.pad_token_id)["accuracy"]
-    teacher_metrics = {"accuracy": val["accuracy"], "test_accuracy": known_test, "latency_ms": latency,
+    teacher_metrics = {"accuracy": val["accuracy"], "test_accuracy": known_test, "latency_ms": latency, "seq": seq,
                        "latency_ms_predicted": predicted_latency(shared, teacher),
                        "size_mb": size, "num_parameters": sum(p.numel() for p in teacher.parameters()),
                        "model_path": teacher_dir}
@@ -443,7 +447,7 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
     enqueued first where the space allows one: the front then reaches down to where linear models
     live, and every slower student has to beat it to earn its latency. With `steer_speedup` and the
     search's teacher (`shared`), the deepest student timed within it comes next (searching.anchor)."""
-    from slimtune.searching.anchor import budget_point, shape_timer
+    from slimtune.searching.anchor import budget_point, describe_shape, shape_timer
     from slimtune.searching.steer import SteeredOptunaSearch
 
     seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
@@ -453,16 +457,18 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
     points = [zero] if zero else []
     if spec.steer_speedup is not None and shared is not None:
         log.info(f"timing the deepest students of the space that may run {spec.steer_speedup:g}x faster than the teacher")
-        # at the length the winners are judged at (the job's export.seq), not the search's: with
-        # short texts the search times at their length, where fixed costs weigh more
-        timer = shape_timer(shared.tokenizer_dir, shared.teacher_config, shared.teacher_shape, spec.seq,
+        timer = shape_timer(shared.tokenizer_dir, shared.teacher_config, shared.teacher_shape, shared.seq,
                             spec.latency_threads)
-        anchor = budget_point(space, info, spec.steer_speedup, spec.seq, timer)
+        try:
+            anchor = budget_point(space, info, spec.steer_speedup, shared.seq, timer)
+        except Exception as exc:  # noqa: BLE001 (a head start, not a stage: the search goes on without it)
+            log.info(f"no such trial enqueued: timing the shapes failed ({type(exc).__name__}: {exc})")
+            anchor = None
         if anchor:
             params, candidate, measured = anchor
             points.append(params)
-            log.info(f"trial {len(points)} is the deepest of them within it: {candidate.layers} layers, heads "
-                     f"{candidate.heads}, FFN {candidate.ffn} removed, {measured:.1f}x measured untrained")
+            log.info(f"trial {len(points)} is the deepest of them within it: {describe_shape(candidate, info)}, "
+                     f"{measured:.1f}x measured untrained")
     limits = steering_limits(spec, space, info)
     if limits and spec.sampler != "random":
         log.info("the sampler steers toward trials that meet " + ", ".join(

@@ -29,7 +29,7 @@ class Shared:
 
     spec: object  # SearchSpec (typed loosely: the driver imports this module)
     seq: int
-    """Tokens a student is timed at: the spec's, capped by the teacher's positions and max_length."""
+    """Tokens a student is timed at: the spec's (a job's export.seq), capped by the teacher's positions."""
     teacher_state: dict
     teacher_config: object
     teacher_shape: dict | None
@@ -176,8 +176,8 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
     test = evaluate(student, encoded["test"], len(shared.label_names), pad)
     student = student.cpu()  # trained on a GPU when the trial has one; timed and saved on the CPU
     # at the search's fixed shape, where the winners are judged too (export.seq); a student given a
-    # shorter input (`seq`) at that length, its export length
-    seq = min(shared.seq, candidate.seq) if candidate.seq else shared.seq
+    # shorter input (the `seq` knob) at the length it reads, its export length
+    seq = min(shared.seq, length) if candidate.seq else shared.seq
     latency, onnx_mb = measure_latency_ms(student, folder, seq, shared.spec.latency_threads)
     save_model(student, tokenizer, folder / "model", {
         "slimtune_version": __version__, "source_model": source, "teacher": shared.tokenizer_dir,

@@ -374,7 +374,8 @@ def train(
         if ctx.rank == 0:
             log.info(
                 f"epoch {epoch + 1}/{spec.epochs} done in {log.format_seconds(seconds)}: train loss "
-                f"{train_loss:.4f}, validation accuracy {val['accuracy']:.4f}, f1_macro {val['f1_macro']:.4f}"
+                f"{train_loss:.4f}, validation accuracy {val['accuracy']:.4f}, f1_macro {val['f1_macro']:.4f}, "
+                f"loss {val['loss']:.4f}"
             )
         result.train_seconds = time.perf_counter() - started + (resumed or {}).get("train_seconds", 0.0)
 
