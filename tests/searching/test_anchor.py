@@ -42,7 +42,7 @@ def _flops_ms(overhead: float):
 
 def test_the_deepest_shape_measured_within_the_target_not_the_deepest_estimated():
     full = load_space(FULL)
-    shapes = _shapes(full, MINILM, 5.0, 128, 256)
+    shapes = _shapes(full, MINILM, 5.0, 128)
     assert [c.layers for _, c, _ in shapes] == sorted((c.layers for _, c, _ in shapes), reverse=True)
     assert (shapes[0][1].layers, shapes[0][1].heads, shapes[0][1].ffn) == (4, 0.75, 0.75)  # 6.0x by FLOPs
     exact, calls = _flops_ms(0.0)
@@ -79,7 +79,7 @@ def test_the_search_enqueues_it_after_the_zero_layer_student_only_with_a_speedup
         firsts[steer] = [searcher.suggest(f"t{i}") for i in range(2)]
     assert firsts[4.0][0]["layers"] == firsts[None][0]["layers"] == 0
     assert firsts[4.0][1]["layers"] >= 1 and firsts[None][1] != firsts[4.0][1]
-    ranked = [(c.layers, c.heads, c.ffn, c.temperature) for _, c, _ in _shapes(full, teacher, 4.0, 64, 256)]
+    ranked = [(c.layers, c.heads, c.ffn, c.temperature) for _, c, _ in _shapes(full, teacher, 4.0, 64)]
     second = firsts[4.0][1]
     assert (second["layers"], second["heads"], second["ffn"], second["temperature"]) in ranked  # a timed shape
     assert shared.teacher_config.num_hidden_layers == 6  # the trials' teacher config is left as it was

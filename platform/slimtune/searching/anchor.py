@@ -27,6 +27,9 @@ from slimtune.searching.space import Candidate, SearchSpace, TeacherInfo, _ratio
 
 MAX_TIMED = 4
 """Shapes timed at most before giving up on a point: each costs an export and a benchmark."""
+DRAWS = 1024
+"""Random samples of the space: enough that most shapes of search_spaces/full.py come up with each
+of its epoch counts (the point takes the most), under a second."""
 
 
 def layer_flops(hidden: int, heads: int, head_size: int, ffn: int, seq: int) -> int:
@@ -73,7 +76,7 @@ def describe_shape(candidate: Candidate, teacher: TeacherInfo) -> str:
             + (f", from {candidate.base}" if candidate.base != "teacher" else ""))
 
 
-def _shapes(space: SearchSpace, teacher: TeacherInfo, speedup: float, seq: int, draws: int) -> list:
+def _shapes(space: SearchSpace, teacher: TeacherInfo, speedup: float, seq: int, draws: int = DRAWS) -> list:
     """(params, candidate, FLOPs speed-up) of every shape `draws` random samples of the space give
     whose FLOPs reach `speedup`: deepest first, then most FLOPs; of one shape, the most epochs."""
     import warnings
@@ -103,7 +106,7 @@ def _shapes(space: SearchSpace, teacher: TeacherInfo, speedup: float, seq: int, 
 
 
 def budget_point(space: SearchSpace, teacher: TeacherInfo, speedup: float, seq: int,
-                 measure: Callable[[Candidate], float], draws: int = 256) -> tuple[dict, Candidate, float] | None:
+                 measure: Callable[[Candidate], float], draws: int = DRAWS) -> tuple[dict, Candidate, float] | None:
     """Optuna parameters, candidate and measured speed-up of the deepest shape of the space that
     `measure` (ms of a candidate's shape; `Candidate()` is the teacher's) puts at least `speedup` x
     faster than the teacher; None when none of the MAX_TIMED shapes tried is. Each measurement also
