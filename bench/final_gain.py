@@ -11,8 +11,8 @@ OUT/<data set>-s<seed>/gain/final/trial-<id>/ (skipped when there already: a kil
 Printed per job, deepest first: the trial's shape, its search validation accuracy and latency (the
 search's fixed shape), then its final validation and test accuracy, and which trials the job
 picked and chose. The search trains each trial on a sample of the rows for 1-2 epochs: if the
-final ranking differs, picking the winners by the search's accuracy misses the best student.
-Ends with a JSON line.
+final ranking differs, picking the winners by the search's accuracy misses the best student. Each
+job ends with the rank correlation of the two validation accuracies; then a JSON line.
 """
 
 from __future__ import annotations
@@ -84,6 +84,10 @@ def main() -> None:
                               "search_accuracy": s["search_accuracy"], "search_latency_ms": s["search_latency_ms"],
                               "final_accuracy": f["accuracy"], "final_test_accuracy": f["test_accuracy"],
                               "mark": mark})
+            from scipy.stats import spearmanr
+
+            rho = spearmanr([r["search_accuracy"] for r in table], [r["final_accuracy"] for r in table]).statistic
+            print(f"  rank correlation (Spearman) of search and final validation accuracy: {rho:.2f}")
             report[f"{name}-s{seed}"] = table
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
     print(json.dumps({"bench": "final_gain", "job": args.job, "results": report}))

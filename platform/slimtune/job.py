@@ -43,7 +43,8 @@ class WinnersSpec:
     """The job's `winners:` section: front members distilled again with the full budget."""
 
     count: int = 2
-    """How many: the chosen one first, then the most accurate others on the front."""
+    """How many trials are distilled again (`pipeline.pick_winners` says which): with a budget, the
+    front member most accurate within it, the largest trial within it, then the most accurate others."""
     min_accuracy_ratio: float = 0.97
     """Without a budget (`max_latency_ms`, `min_speedup`): the chosen winner is the fastest whose
     validation accuracy is at least this share of the teacher's (the most accurate when none is)."""

@@ -130,15 +130,17 @@ def _no_front(pareto: dict) -> SlimtuneError:
 
 def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latency_ms: float | None = None,
                  min_speedup: float | None = None) -> list[Winner]:
-    """Front members to distil again with the full budget, `count` in all. With a latency budget
-    (`max_latency_ms`, else the teacher's latency over `min_speedup`): the most accurate within it
-    by the search's latency (the fixed shape, batch 1 x seq tokens: no bundle exists yet to time
-    from text; against `max_latency_ms`, a budget from text, it overstates on texts shorter than
-    seq, a conservative pick; `min_speedup` is judged at the fixed shape in the end too), then the
-    next most accurate within it, then the rest. Without: the fastest one whose search accuracy is within
-    `min_accuracy_ratio` of the teacher's validation accuracy; the next faster one, just under that
-    floor (the search trains on a small budget, the final run often lifts such a student over it);
-    then the most accurate others."""
+    """Trials to distil again with the full budget, `count` in all. With a latency budget
+    (`max_latency_ms`, else the teacher's latency over `min_speedup`): the front member most
+    accurate within it by the search's latency (the fixed shape, batch 1 x seq tokens: no bundle
+    exists yet to time from text; against `max_latency_ms`, a budget from text, it overstates on
+    texts shorter than seq, a conservative pick; `min_speedup` is judged at the fixed shape in the
+    end too); then the largest trial within it (most encoder FLOPs, on the front or not: a trial's
+    1-2 epochs on a sample rank a large student below small ones that the full run lifts it above,
+    `bench/final_gain.py`); then the next most accurate within it, then the rest. Without a budget:
+    the fastest front member whose search accuracy is within `min_accuracy_ratio` of the teacher's
+    validation accuracy; the next faster one, just under that floor (the final run often lifts such
+    a student over it); then the most accurate others."""
     from slimtune.choosing import latency_budget
 
     front = sorted(pareto["front"], key=lambda r: r["latency_ms"])
@@ -150,6 +152,12 @@ def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latenc
         within = sorted((r for r in front if r["latency_ms"] <= budget), key=lambda r: -r["accuracy"])
         picked = [(r, f"the most accurate within {said} in the search" if i == 0 else
                    f"next most accurate within {said}") for i, r in enumerate(within)]
+        # pareto.json of searches before "eligible" was written: the front is what there is
+        largest = max((r for r in pareto.get("eligible") or front if r["latency_ms"] <= budget),
+                      key=lambda r: (r.get("encoder_flops") or 0, r["accuracy"]), default=None)
+        if largest is not None and picked and str(largest["trial_id"]) != str(picked[0][0]["trial_id"]):
+            picked = [picked[0], (largest, f"the largest within {said} (most encoder FLOPs)")] + [
+                p for p in picked[1:] if str(p[0]["trial_id"]) != str(largest["trial_id"])]
         if not picked:
             picked = [(front[0], f"the fastest (none within {said} in the search)")]
     else:
@@ -162,9 +170,9 @@ def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latenc
                 picked.append((front[at - 1], "faster, just under the floor in the search"))
         else:
             picked = [(max(front, key=lambda r: r["accuracy"]), "most accurate (none met the floor in the search)")]
-    taken = {id(r) for r, _ in picked}
+    taken = {str(r["trial_id"]) for r, _ in picked}
     for r in sorted(front, key=lambda r: -r["accuracy"]):
-        if len(picked) < count and id(r) not in taken:
+        if len(picked) < count and str(r["trial_id"]) not in taken:
             picked.append((r, "next most accurate on the front"))
     return [Winner(f"winner-{i + 1}", str(r["trial_id"]), why, r) for i, (r, why) in enumerate(picked[:count])]
 
