@@ -8,7 +8,8 @@ For each seed and each length (tokens:truncation), on the same split:
 - the teacher (MiniLM-L6) fine-tuned on `--labelled` rows (patience 1, at most `--epochs`);
 - a 2-layer student cut from it (layers kept evenly, the last included) and distilled for `--epochs`:
   `labelled`: on those rows alone; `transfer`: plus every other training text with its label hidden
-  (the teacher's logits only);
+  (the teacher's logits only); `blend` (not run by default): as `transfer`, the targets the teacher's
+  and the linear model's (below) log-probabilities together (`distill --linear-teacher`);
 - `all` (first length only): teacher and student trained with every training row labelled;
 - the linear TF-IDF model on the same labelled rows, and on every row.
 Test accuracy of each, per seed and as the mean; then whether the transfer set adds a point to the
@@ -57,6 +58,14 @@ def main() -> None:
         scores.setdefault(name, []).append(value)
         print(f"  {name}: test accuracy {value:.4f}", flush=True)
 
+    def linear(seed: int, name: str, settings: dict) -> Path:
+        """The linear model on those rows (fitted once): an alternative, and the `blend` arm's second teacher."""
+        folder = out / f"s{seed}" / f"linear-{name}"
+        if not (folder / "manifest.json").exists():
+            run_linear(load_data(DataSpec(args.data, seed=seed, max_unlabeled_samples=0,
+                                          max_train_samples=settings.get("max_train_samples"))), folder, seed=seed)
+        return folder
+
     for seed in [int(s) for s in args.seeds.split(",")]:
         for i, (length, truncation) in enumerate(lengths):
             tag = f"{length}-{truncation}"
@@ -65,6 +74,7 @@ def main() -> None:
             print(f"seed {seed}, {length} tokens, {truncation}", flush=True)
             plans = [("labelled", labelled, 0)] if "labelled" in arms else []
             plans += [("transfer", labelled, None)] if "transfer" in arms else []
+            plans += [("blend", labelled, None)] if "blend" in arms else []
             teacher = out / f"s{seed}" / tag / "teacher"
             if plans and not _done(teacher):
                 slimtune.finetune(model="builtin:minilm-l6", out=str(teacher), epochs=args.epochs, patience=1,
@@ -88,16 +98,12 @@ def main() -> None:
                 if not _done(student):
                     slimtune.distill(teacher=str(source / "model"), student=str(cut / "model"), out=str(student),
                                      epochs=args.epochs, max_length=length, workers=0,
-                                     max_unlabeled_samples=transfer, **settings)
+                                     max_unlabeled_samples=transfer, **settings,
+                                     linear_teacher=str(linear(seed, "labelled", labelled)) if arm == "blend" else None)
                 record(f"{args.student_layers}-layer student, {arm}, {tag}", _done(student)["accuracy"])
             if i == 0:
                 for name, settings in (("labelled", labelled), ("all", data)):
-                    folder = out / f"s{seed}" / f"linear-{name}"
-                    if not (folder / "manifest.json").exists():
-                        run_linear(load_data(DataSpec(args.data, seed=seed, max_unlabeled_samples=0,
-                                                      max_train_samples=settings.get("max_train_samples"))),
-                                   folder, seed=seed)
-                    manifest = json.loads((folder / "manifest.json").read_text())
+                    manifest = json.loads((linear(seed, name, settings) / "manifest.json").read_text())
                     record(f"linear TF-IDF, {name if name == 'all' else str(args.labelled)} labelled",
                            manifest["accuracy"])
 
@@ -114,6 +120,10 @@ def main() -> None:
         gain = mean[f"{layers}-layer student, transfer, {first}"] - mean[f"{layers}-layer student, labelled, {first}"]
         checks["transfer_gain_points"] = round(100 * gain, 2)
         print(f"transfer set: {100 * gain:+.2f} points for the student ({'meets' if gain >= 0.01 else 'misses'} +1)")
+    if f"{layers}-layer student, blend, {first}" in mean and f"{layers}-layer student, transfer, {first}" in mean:
+        gain = mean[f"{layers}-layer student, blend, {first}"] - mean[f"{layers}-layer student, transfer, {first}"]
+        checks["blend_gain_points"] = round(100 * gain, 2)
+        print(f"teacher + linear model as the teacher: {100 * gain:+.2f} points for the student over the teacher alone")
     if len(lengths) > 1:
         second = f"{lengths[1][0]}-{lengths[1][1]}"
         for who in ("teacher 2000 labelled" if args.labelled == 2000 else f"teacher {args.labelled} labelled",

@@ -110,6 +110,11 @@ def test_sections_are_the_stage_settings(tmp_path):
         load_job(_job(tmp_path, "search: {teacher: x}\n"))
     with pytest.raises(SlimtuneError, match=r"constraints: min_speedup"):
         load_job(_job(tmp_path, "search: {constraints: {min_speedup: -2}}\n"))
+    assert job.search.linear_teacher is None
+    taught = load_job(_job(tmp_path, "alternatives: {teach: true}\n"))
+    assert taught.search.linear_teacher == str(Path(taught.out) / "alternatives" / "linear")
+    with pytest.raises(SlimtuneError, match="alternatives.teach needs the linear model"):
+        load_job(_job(tmp_path, "alternatives: {teach: true, linear: false}\n"))
 
 
 def test_the_same_defaults_everywhere(tmp_path):

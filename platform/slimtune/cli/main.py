@@ -147,6 +147,7 @@ def _distill_parser(sub) -> None:
     p.add_argument("--hidden-weight", type=float, help="weight of hidden-state MSE (default 0: off)")
     p.add_argument("--attention-weight", type=float, help="weight of attention KL (default 0: off)")
     p.add_argument("--layer-map", type=_ints_arg, help="teacher layer per student layer, e.g. 1,3,5 (default: the pruned layers' origin, else uniform)")
+    p.add_argument("--linear-teacher", metavar="DIR", help="a linear TF-IDF bundle fitted on this data (a job's OUT/alternatives/linear): learn from the teacher and it together, weighted as validation prefers")
     p.add_argument("--max-length", type=int, help="tokens per text (default: the model's own when slimtune fine-tuned it, else picked from the data as finetune does)")
     p.add_argument("--workers", type=int, help="Ray Train workers; 0 = this process")
     p.add_argument("--use-gpu", action="store_true")
@@ -365,6 +366,7 @@ def _search_parser(sub) -> None:
     p.add_argument("--space", required=True, help="a search space file, e.g. search_spaces/full.py")
     p.add_argument("--reference", metavar="DIR",
                    help="a small model fine-tuned directly on this data; spaces may start students from it (teacher.reference)")
+    p.add_argument("--linear-teacher", metavar="DIR", help="a linear TF-IDF bundle fitted on this data: trials learn from the teacher and it together, weighted as validation prefers")
     p.add_argument("--trials", type=int, help="trials in all (default 12)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--concurrency", type=int, help="trials at once, each gets CPUs / concurrency threads (default 2)")

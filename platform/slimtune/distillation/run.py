@@ -43,6 +43,10 @@ class DistillSpec:
     use_gpu: bool = False
     storage: str | None = None
     """Ray Train's checkpoints: a folder every node reaches, or s3:// / gs:// (default: OUT/ray)."""
+    linear_teacher: str | None = None
+    """A linear TF-IDF bundle fitted on this data (a job's OUT/alternatives/linear): the soft
+    targets become the teacher's and its log-probabilities together, weighted as validation
+    prefers (`distillation.blend`)."""
 
     def __post_init__(self):
         object.__setattr__(self, "data", as_data_spec(self.data))  # a source string is enough
@@ -124,6 +128,9 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
         parse_random_student(spec.student)  # bad shapes fail before any work
     else:  # the config (a hub id's too) before torch, data, teacher evaluation and its logits: seconds, not minutes
         load_config(resolve_model(spec.student, "--student"), "--student")
+    from slimtune.distillation.blend import check_linear_teacher
+
+    check_linear_teacher(spec.linear_teacher)
     import torch
 
     from slimtune.data.tokenize import encode_data
@@ -150,6 +157,15 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     teacher_report = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id)
     log.info(f"teacher: test accuracy {teacher_report['accuracy']:.4f}, {teacher_report['encoder_flops'] / 1e9:.2f} GFLOPs")
     logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id)
+    blended = None
+    if spec.linear_teacher:
+        from slimtune.data.tokenize import training_texts
+        from slimtune.distillation.blend import blend
+        from slimtune.distillation.cache import compute_logits
+
+        logits, blended = blend(logits, spec.linear_teacher, training_texts(data, transfer=True), data.label_names,
+                                compute_logits(teacher, t_enc["validation"], teacher_tok.pad_token_id),
+                                list(data.validation["text"]), t_enc["validation"].labels)
 
     torch.manual_seed(spec.train.seed)
     student, tok, student_src = _student(spec, teacher_dir, teacher_tok, data.label_names, attn)
@@ -194,6 +210,7 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
         "history": record.history,
         "device": device,
         "loss": asdict(spec.loss),
+        "linear_teacher": blended,
         "train": {**asdict(train_spec), "lr": record.lr},
         "data": {"source": spec.data.source, "fingerprint": data.fingerprint},
         "slimtune_version": __version__,

@@ -90,6 +90,10 @@ class SearchSpec:
     reference: str | None = None
     """A small model fine-tuned directly on this data (a job sets its `reference:` here); the space
     sees it as `teacher.reference` and may start students from it."""
+    linear_teacher: str | None = None
+    """A linear TF-IDF bundle fitted on this data: every trial's and winner's soft targets are the
+    teacher's and its log-probabilities together, weighted as validation prefers
+    (`distillation.blend`). A job sets it from `alternatives.teach`."""
     steer_speedup: float | None = None
     """Steer the sampler toward students at least this many times faster than the teacher (Optuna's
     constraints; the front still follows `constraints`). A job sets it from `winners.min_speedup`.
@@ -270,6 +274,9 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     from slimtune.searching.objective import Shared, measure_latency_ms, predicted_latency
     from slimtune.train.loop import evaluate
 
+    from slimtune.distillation.blend import check_linear_teacher
+
+    check_linear_teacher(spec.linear_teacher)
     teacher_dir = resolve_model(spec.teacher, "--teacher")
     if Path(teacher_dir).exists():  # trials run in their own working folders: hand them absolute paths
         teacher_dir = str(Path(teacher_dir).resolve())
@@ -286,6 +293,13 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     encoded = encode_data(data, tokenizer, spec.max_length, transfer=True)
     logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id)
+    if spec.linear_teacher:
+        from slimtune.distillation.blend import blend
+        from slimtune.distillation.cache import compute_logits
+
+        logits, _ = blend(logits, spec.linear_teacher, training_texts(data, transfer=True), data.label_names,
+                          compute_logits(teacher, encoded["validation"], tokenizer.pad_token_id),
+                          list(data.validation["text"]), encoded["validation"].labels)
     from slimtune.models.families import family_of
 
     # position embeddings bound it. Not the length the texts are read at: the winners' speed-up is

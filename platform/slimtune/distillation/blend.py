@@ -1,0 +1,73 @@
+"""Distillation targets from the teacher and the linear TF-IDF model together.
+
+Where a linear model is as accurate as the transformer teacher (long documents, 2,000 labelled
+rows), the two err on different texts: words and character n-grams against a contextual reading.
+A product of the two (the teacher's log-probabilities plus `weight` times the linear model's) is
+then a better teacher than either, and the students learn it from every labelled row and transfer
+text like the teacher's logits. The weight is picked on the validation split, where the linear
+model never trained; 0 (the teacher alone) is one of the candidates, so the blend never loses on
+validation. Hidden-state and attention targets stay the transformer teacher's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slimtune import log
+from slimtune.errors import SlimtuneError
+
+WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+"""The linear model's weights tried against the teacher's (log-probabilities, so 1.0 is a plain
+product of the two); the smallest of the best on validation accuracy is kept."""
+
+
+def check_linear_teacher(path: str | None, flag: str = "--linear-teacher") -> None:
+    """Refuse a folder that is not a linear bundle before any data or model is loaded."""
+    if path is None:
+        return
+    from slimtune.exporting.linear_runtime import FORMAT
+
+    manifest = Path(path) / "manifest.json"
+    import json
+
+    if not manifest.exists() or json.loads(manifest.read_text()).get("format") != FORMAT:
+        raise SlimtuneError(f"{flag}: {path} is not a linear TF-IDF bundle (a job writes one to "
+                            "OUT/alternatives/linear); give that folder or drop the flag")
+
+
+def _log_probs(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+
+
+def linear_log_probs(path: str, texts: list[str], label_names: list[str]) -> np.ndarray:
+    """(texts, labels) log-probabilities of the linear bundle, its columns in `label_names` order."""
+    from slimtune.exporting.linear_runtime import LinearBundle
+
+    bundle = LinearBundle(path)
+    missing = sorted(set(label_names) - set(bundle.labels))
+    if missing:
+        raise SlimtuneError(f"--linear-teacher: {path} does not know the labels {missing[:5]}; fit it on this data")
+    order = [bundle.labels.index(name) for name in label_names]
+    return _log_probs(bundle.logits(texts))[:, order]
+
+
+def blend(teacher_logits: torch.Tensor, path: str, train_texts: list[str], label_names: list[str],
+          val_logits: torch.Tensor, val_texts: list[str], val_labels: list[int]) -> tuple[torch.Tensor, dict]:
+    """(targets in the teacher's logits' place, what was picked): the teacher's log-probabilities
+    plus the weight best on validation times the linear model's."""
+    labels = np.asarray(val_labels)
+    teacher_val = _log_probs(val_logits.double().numpy())
+    linear_val = linear_log_probs(path, val_texts, label_names)
+    scores = {w: float(((teacher_val + w * linear_val).argmax(1) == labels).mean()) for w in WEIGHTS}
+    weight = max(WEIGHTS, key=lambda w: (scores[w], -w))
+    log.info("teacher + linear model on validation: " + ", ".join(f"weight {w:g}: {a:.4f}" for w, a in scores.items())
+             + f"; distilling from weight {weight:g}")
+    report = {"linear_teacher": str(path), "weight": weight, "validation_accuracy": scores}
+    if weight == 0:
+        return teacher_logits, report
+    targets = _log_probs(teacher_logits.double().numpy()) + weight * linear_log_probs(path, train_texts, label_names)
+    return torch.from_numpy(targets).float(), report
