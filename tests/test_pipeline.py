@@ -147,15 +147,19 @@ def test_pick_winners_within_a_latency_budget():
     fast = pick_winners(pareto, 2, 0.97, min_speedup=5)
     assert [w.trial_id for w in fast] == ["c", "b"] and "5x faster than the teacher" in fast[0].picked_because
     assert [w.trial_id for w in pick_winners(pareto, 1, 0.97)] == ["b"]  # the ratio rule: fastest >= 0.873
-    # the largest trial within the budget comes second, front member or not: e (3.5 ms, the most
-    # FLOPs) is dominated by c in the search but is distilled again before b
+    # the deepest trial within the budget comes second, front member or not: e (3.5 ms; no layer
+    # counts here, so the most FLOPs) is dominated by c in the search but is distilled again before b
     e = {**_row("e", 0.85, 3.5), "encoder_flops": 9e9}
     pareto["eligible"] = [*({**r, "encoder_flops": 1e9} for r in pareto["front"]), e, {**_row("f", 0.70, 6.0), "encoder_flops": 2e10}]
     largest = pick_winners(pareto, 3, 0.97, min_speedup=5)
-    assert [w.trial_id for w in largest] == ["c", "e", "b"] and "largest within 4 ms" in largest[1].picked_because
+    assert [w.trial_id for w in largest] == ["c", "e", "b"] and "deepest within 4 ms" in largest[1].picked_because
     assert [w.trial_id for w in pick_winners(pareto, 1, 0.97, min_speedup=5)] == ["c"]
     pareto["eligible"][2]["encoder_flops"] = 3e10  # c itself is the largest: no second slot for it
     assert [w.trial_id for w in pick_winners(pareto, 3, 0.97, min_speedup=5)] == ["c", "b", "a"]
+    # depth before FLOPs: e's 4 layers over c's 1 layer of more FLOPs
+    for row, layers in zip(pareto["eligible"], (0, 1, 1, 6, 4, 6)):
+        row["layers"] = layers
+    assert [w.trial_id for w in pick_winners(pareto, 2, 0.97, min_speedup=5)] == ["c", "e"]
 
 
 @pytest.mark.assets  # resolves builtin:minilm-l6

@@ -44,7 +44,7 @@ class WinnersSpec:
 
     count: int = 2
     """How many trials are distilled again (`pipeline.pick_winners` says which): with a budget, the
-    front member most accurate within it, the largest trial within it, then the most accurate others."""
+    front member most accurate within it, the deepest trial within it, then the most accurate others."""
     min_accuracy_ratio: float = 0.97
     """Without a budget (`max_latency_ms`, `min_speedup`): the chosen winner is the fastest whose
     validation accuracy is at least this share of the teacher's (the most accurate when none is)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -128,6 +129,14 @@ def _no_front(pareto: dict) -> SlimtuneError:
         "search.constraints) and rerun with --resume: every finished trial is reused")
 
 
+def _depth(row: dict) -> tuple:
+    """Layers (a trial without the knob keeps all its base's), then encoder FLOPs, then accuracy:
+    4 layers keeping a quarter of the heads and FFN and 1 whole layer have the same FLOPs, and the
+    deeper one distilled better on test in both seeds of `python bench/final_gain.py --datasets
+    tweets` (on validation in one of them)."""
+    return (math.inf if row.get("layers") is None else row["layers"], row.get("encoder_flops") or 0, row["accuracy"])
+
+
 def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latency_ms: float | None = None,
                  min_speedup: float | None = None) -> list[Winner]:
     """Trials to distil again with the full budget, `count` in all. With a latency budget
@@ -135,9 +144,10 @@ def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latenc
     accurate within it by the search's latency (the fixed shape, batch 1 x seq tokens: no bundle
     exists yet to time from text; against `max_latency_ms`, a budget from text, it overstates on
     texts shorter than seq, a conservative pick; `min_speedup` is judged at the fixed shape in the
-    end too); then the largest trial within it (most encoder FLOPs, on the front or not: a trial's
-    1-2 epochs on a sample rank a large student below small ones that the full run lifts it above,
-    `bench/final_gain.py`); then the next most accurate within it, then the rest. Without a budget:
+    end too); then the deepest trial within it (most layers, then most encoder FLOPs, on the front
+    or not; the search's anchor when it has one: a trial's 1-2 epochs on a sample rank a deep
+    student below shallow ones that the full run lifts it above, `bench/final_gain.py`); then the
+    next most accurate within it, then the rest. Without a budget:
     the fastest front member whose search accuracy is within `min_accuracy_ratio` of the teacher's
     validation accuracy; the next faster one, just under that floor (the final run often lifts such
     a student over it); then the most accurate others."""
@@ -153,11 +163,11 @@ def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latenc
         picked = [(r, f"the most accurate within {said} in the search" if i == 0 else
                    f"next most accurate within {said}") for i, r in enumerate(within)]
         # pareto.json of searches before "eligible" was written: the front is what there is
-        largest = max((r for r in pareto.get("eligible") or front if r["latency_ms"] <= budget),
-                      key=lambda r: (r.get("encoder_flops") or 0, r["accuracy"]), default=None)
-        if largest is not None and picked and str(largest["trial_id"]) != str(picked[0][0]["trial_id"]):
-            picked = [picked[0], (largest, f"the largest within {said} (most encoder FLOPs)")] + [
-                p for p in picked[1:] if str(p[0]["trial_id"]) != str(largest["trial_id"])]
+        deepest = max((r for r in pareto.get("eligible") or front if r["latency_ms"] <= budget),
+                      key=_depth, default=None)
+        if deepest is not None and picked and str(deepest["trial_id"]) != str(picked[0][0]["trial_id"]):
+            picked = [picked[0], (deepest, f"the deepest within {said}")] + [
+                p for p in picked[1:] if str(p[0]["trial_id"]) != str(deepest["trial_id"])]
         if not picked:
             picked = [(front[0], f"the fastest (none within {said} in the search)")]
     else:

@@ -114,7 +114,7 @@ def write_outputs(spec, space, results, teacher: dict, out: Path, seconds: float
     for row in eligible:
         row["speedup_vs_teacher"] = teacher["latency_ms"] / row["latency_ms"]
     # every trial within the constraints, not only the front: the winners stage also takes the
-    # largest student within a latency budget, which a short trial seldom puts on the front
+    # deepest student within a latency budget, which a short trial seldom puts on the front
     summary = {"teacher": teacher, "front": front, "eligible": eligible, "objectives": list(spec.objectives),
                "constraints": constraints.as_dict(),
                "limits": {k: {"metric": m, "bound": b} for k, (m, b) in constraints.limits(teacher).items()},
