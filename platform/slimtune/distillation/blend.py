@@ -5,12 +5,13 @@ rows), the two err on different texts: words and character n-grams against a con
 A product of the two (the teacher's log-probabilities plus `weight` times the linear model's) is
 then a better teacher than either, and the students learn it from every labelled row and transfer
 text like the teacher's logits. The weight is picked on the validation split, where the linear
-model never trained; 0 (the teacher alone) is one of the candidates, so the blend never loses on
-validation. Hidden-state and attention targets stay the transformer teacher's.
+model never trained (its regularisation was picked there, a slight lean toward it); 0, the
+teacher alone, is one of the candidates. Hidden-state and attention targets stay the transformer teacher's.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,6 @@ def check_linear_teacher(path: str | None, flag: str = "--linear-teacher") -> No
     from slimtune.exporting.linear_runtime import FORMAT
 
     manifest = Path(path) / "manifest.json"
-    import json
-
     if not manifest.exists() or json.loads(manifest.read_text()).get("format") != FORMAT:
         raise SlimtuneError(f"{flag}: {path} is not a linear TF-IDF bundle (a job writes one to "
                             "OUT/alternatives/linear); give that folder or drop the flag")
