@@ -8,8 +8,9 @@ For each data set and seed it runs the job with only the data source (and the se
 bench/learned.py builds them) and `reuters-r8` (builtin:reuters-r8). Each job fits its own
 alternatives on the rows its winners train on: a linear TF-IDF model, the teacher in fp32 and int8
 (and a small model fine-tuned directly when the teacher is not one). `--resume` semantics: a job
-that finished is read back (with `--rejudge`, resumed: nothing is trained or timed again, the winner
-is chosen again by the current rule), one that stopped continues. Figures come from each job's summary.json:
+that finished is read back (with `--rejudge`, resumed: the winners are picked and the winner chosen
+again by the current rule; only a trial it newly picks is distilled and exported, and then every
+bundle is timed again in turns), one that stopped continues. Figures come from each job's summary.json:
 test accuracy (the bundles' own, on the same test split), macro-F1, latency from text to label
 (batch 1, tokenizer included, timed in turns within the job) and the bundle's size. Printed per
 data set: each model's mean test accuracy over the seeds and each seed's, whether the chosen
@@ -65,8 +66,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench-alternatives")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a job override, for every run")
     parser.add_argument("--rejudge", action="store_true",
-                        help="resume finished jobs too: every stage is skipped, the winner is chosen and judged again "
-                             "by the current code (after a change to the winner rule)")
+                        help="resume finished jobs too: the winners are picked and the winner chosen and judged again "
+                             "by the current code (after a change to the winner rule); a newly picked trial is distilled")
     args = parser.parse_args()
 
     from slimtune.pipeline import load_job, run_job

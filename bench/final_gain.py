@@ -86,9 +86,10 @@ def main() -> None:
                               "mark": mark})
             from scipy.stats import spearmanr
 
-            rho = spearmanr([r["search_accuracy"] for r in table], [r["final_accuracy"] for r in table]).statistic
+            rho = (float(spearmanr([r["search_accuracy"] for r in table], [r["final_accuracy"] for r in table]).statistic)
+                   if len(table) > 2 else float("nan"))  # nan too when either side is constant
             print(f"  rank correlation (Spearman) of search and final validation accuracy: {rho:.2f}")
-            report[f"{name}-s{seed}"] = table
+            report[f"{name}-s{seed}"] = {"trials": table, "spearman": rho}
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
     print(json.dumps({"bench": "final_gain", "job": args.job, "results": report}))
 

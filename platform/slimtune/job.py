@@ -40,7 +40,7 @@ from slimtune.train.finetune import FinetuneSpec
 
 @dataclass(frozen=True)
 class WinnersSpec:
-    """The job's `winners:` section: front members distilled again with the full budget."""
+    """The job's `winners:` section: trials distilled again with the full budget."""
 
     count: int = 2
     """How many trials are distilled again (`pipeline.pick_winners` says which): with a budget, the
@@ -51,11 +51,11 @@ class WinnersSpec:
     max_latency_ms: float | None = None
     """A latency budget from text to label (batch 1, the export's threads): when set it decides,
     before and instead of `min_accuracy_ratio`: the most accurate winner within it (the fastest
-    when none fits), and front members within it are the ones distilled again."""
+    when none fits), and the trials within it are the ones distilled again."""
     min_speedup: float | None = None
     """A budget relative to the teacher, "at least N x faster than my teacher": the teacher's fp32
     latency divided by N, then as `max_latency_ms` (the search's fixed-shape latency picks the
-    front members, the bundles' latency from text chooses). Set one of the two budgets."""
+    winners, the bundles' latency from text chooses). Set one of the two budgets."""
     epochs: int = 3
     """Distillation epochs of the final run, on all training rows of the data section."""
 
@@ -122,7 +122,7 @@ class JobSpec:
 # What the job itself sets in each section (the links between stages).
 _OWNED = {
     FinetuneSpec: ("model", "data", "out", "storage", "seed"),
-    SearchSpec: ("teacher", "data", "out", "storage", "seed", "resume", "max_length", "seq"),
+    SearchSpec: ("teacher", "data", "out", "storage", "seed", "resume", "max_length", "seq", "linear_teacher"),
     ExportSpec: ("model", "data", "out", "seed"),
 }
 _TOP = {"model": str, "out": str, "teacher": str | None, "storage": str | None, "reference": str | None}

@@ -4,7 +4,7 @@
                     and the `reference:` small model fine-tuned directly OUT/reference/
     2 alternatives  a linear TF-IDF model on the same rows        OUT/alternatives/linear/ (a bundle)
     3 search        Ray Tune + Optuna over the space              OUT/search/ (trials.csv, pareto.*)
-    4 winners       a few front members distilled again, full budget   OUT/final/<name>/
+    4 winners       a few trials distilled again, full budget     OUT/final/<name>/
     5 export        ONNX fp32 + int8 bundles, teacher, reference and winners
                                                                   OUT/teacher_bundle/, OUT/winners/<name>/
     6 compare       every bundle scored on validation and timed in turns in one process, fixed
@@ -45,13 +45,13 @@ STAGES = ("teacher", "alternatives", "search", "winners", "export", "compare", "
 
 @dataclass
 class Winner:
-    """A front member distilled again with the full budget."""
+    """A trial distilled again with the full budget."""
 
     name: str
     trial_id: str
     picked_because: str
     search: dict
-    """Its row on the search's front (knobs and search metrics)."""
+    """Its row in the search (knobs and search metrics)."""
     final: dict | None = None
     """Its metrics after the final distillation (validation `accuracy`, `test_accuracy`, `latency_ms`, ...)."""
     chosen: bool = False
@@ -130,11 +130,12 @@ def _no_front(pareto: dict) -> SlimtuneError:
 
 
 def _depth(row: dict) -> tuple:
-    """Layers (a trial without the knob keeps all its base's), then encoder FLOPs, then accuracy:
-    4 layers keeping a quarter of the heads and FFN and 1 whole layer have the same FLOPs, and the
-    deeper one distilled better on test in both seeds of `python bench/final_gain.py --datasets
-    tweets` (on validation in one of them)."""
-    return (math.inf if row.get("layers") is None else row["layers"], row.get("encoder_flops") or 0, row["accuracy"])
+    """The layers the trial's student kept (rows of older searches: the knob, None for all of its
+    base's), then encoder FLOPs, then accuracy: depth first, as the search's anchor is ranked. At
+    equal FLOPs (4 layers keeping a quarter of the heads and FFN, or 1 whole layer) the deeper one
+    distilled better on test in both seeds of `python bench/final_gain.py --datasets tweets`."""
+    layers = row.get("num_layers", row.get("layers"))
+    return (math.inf if layers is None else layers, row.get("encoder_flops") or 0, row["accuracy"])
 
 
 def pick_winners(pareto: dict, count: int, min_accuracy_ratio: float, max_latency_ms: float | None = None,
@@ -482,6 +483,9 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
             k: reference.metrics.get(k) for k in ("accuracy", "best_epoch", "history", "train_seconds")})
     t0 = time.perf_counter()
     linear = _alternatives_stage(job, data, out)
+    if linear is None and job.alternatives.teach:
+        raise SlimtuneError("alternatives.teach: no linear model was fitted on this data (the line above says why); "
+                            "set alternatives.teach: false")
     if linear is not None:
         done("alternatives", t0, linear={k: linear.get(k) for k in ("accuracy", "f1_macro", "accuracy_validation", "C",
                                                                    "num_features", "size_mb", "fit_seconds")})

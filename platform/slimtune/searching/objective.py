@@ -193,6 +193,7 @@ def run_candidate(candidate: Candidate, shared: Shared, folder: Path, log_every:
         "size_mb": onnx_mb,
         "num_parameters": sum(p.numel() for p in student.parameters()),
         "encoder_flops": encoder_flops(student, seq),
+        "num_layers": len(encoder_layers(student)),  # what it kept (the knob is a bound for a learned one)
         "seq": seq,
         "trial_seconds": time.perf_counter() - started,
         # the trial's budget: a learned one's gates take their share of `epochs` (Candidate.method)

@@ -13,7 +13,7 @@ from pathlib import Path
 from slimtune import log
 from slimtune.searching.space import KNOBS
 
-METRICS = ("accuracy", "test_accuracy", "latency_ms", "latency_ms_predicted", "size_mb", "num_parameters", "encoder_flops",
+METRICS = ("accuracy", "test_accuracy", "latency_ms", "latency_ms_predicted", "size_mb", "num_parameters", "encoder_flops", "num_layers",
            "trial_seconds", "lr", "vocab_size", "hidden_size")
 
 
