@@ -70,3 +70,15 @@ def blend(teacher_logits: torch.Tensor, path: str, train_texts: list[str], label
         return teacher_logits, report
     targets = _log_probs(teacher_logits.double().numpy()) + weight * linear_log_probs(path, train_texts, label_names)
     return torch.from_numpy(targets).float(), report
+
+
+def blend_for(teacher_logits: torch.Tensor, path: str, teacher, data, encoded: dict, pad_token_id: int):
+    """`blend` for a distillation run: `encoded` is `encode_data(data, ..., transfer=True)` of the
+    teacher's tokenizer, whose training rows `teacher_logits` hold; the teacher's validation
+    logits are computed here (one pass over the validation split)."""
+    from slimtune.data.tokenize import training_texts
+    from slimtune.distillation.cache import compute_logits
+
+    return blend(teacher_logits, path, training_texts(data, transfer=True), data.label_names,
+                 compute_logits(teacher, encoded["validation"], pad_token_id), list(data.validation["text"]),
+                 encoded["validation"].labels)

@@ -159,13 +159,9 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id)
     blended = None
     if spec.linear_teacher:
-        from slimtune.data.tokenize import training_texts
-        from slimtune.distillation.blend import blend
-        from slimtune.distillation.cache import compute_logits
+        from slimtune.distillation.blend import blend_for
 
-        logits, blended = blend(logits, spec.linear_teacher, training_texts(data, transfer=True), data.label_names,
-                                compute_logits(teacher, t_enc["validation"], teacher_tok.pad_token_id),
-                                list(data.validation["text"]), t_enc["validation"].labels)
+        logits, blended = blend_for(logits, spec.linear_teacher, teacher, data, t_enc, teacher_tok.pad_token_id)
 
     torch.manual_seed(spec.train.seed)
     student, tok, student_src = _student(spec, teacher_dir, teacher_tok, data.label_names, attn)

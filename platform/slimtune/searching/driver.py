@@ -294,12 +294,9 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     encoded = encode_data(data, tokenizer, spec.max_length, transfer=True)
     logits = teacher_logits(teacher, teacher_dir, encoded["train"], tokenizer.pad_token_id)
     if spec.linear_teacher:
-        from slimtune.distillation.blend import blend
-        from slimtune.distillation.cache import compute_logits
+        from slimtune.distillation.blend import blend_for
 
-        logits, _ = blend(logits, spec.linear_teacher, training_texts(data, transfer=True), data.label_names,
-                          compute_logits(teacher, encoded["validation"], tokenizer.pad_token_id),
-                          list(data.validation["text"]), encoded["validation"].labels)
+        logits, _ = blend_for(logits, spec.linear_teacher, teacher, data, encoded, tokenizer.pad_token_id)
     from slimtune.models.families import family_of
 
     # position embeddings bound it. Not the length the texts are read at: the winners' speed-up is
