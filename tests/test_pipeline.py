@@ -160,6 +160,16 @@ def test_pick_winners_within_a_latency_budget():
     for row, layers in zip(pareto["eligible"], (0, 1, 1, 6, 4, 6)):
         row["layers"] = layers
     assert [w.trial_id for w in pick_winners(pareto, 2, 0.97, min_speedup=5)] == ["c", "e"]
+    # no trial within the budget met the search's constraints (its accuracy floor): the most accurate
+    # and the deepest finished trials within it go to the final run, not the front member outside it
+    s = _row("s", 0.85, 10.0)
+    slow = {"teacher": {"accuracy": 0.90, "latency_ms": 20.0}, "front": [s], "eligible": [s],
+            "finished": [s, {**_row("z", 0.70, 0.1), "num_layers": 0}, {**_row("w", 0.74, 3.0), "num_layers": 1},
+                         {**_row("v", 0.73, 3.9), "num_layers": 4}, {**_row("u", 0.80, 6.0), "num_layers": 5}]}
+    picks = pick_winners(slow, 2, 0.97, min_speedup=5)
+    assert [w.trial_id for w in picks] == ["w", "v"] and "under its constraints" in picks[0].picked_because
+    del slow["finished"]  # a search before the list was written: the fastest front member, as before
+    assert [w.trial_id for w in pick_winners(slow, 2, 0.97, min_speedup=5)] == ["s"]
 
 
 @pytest.mark.assets  # resolves builtin:minilm-l6

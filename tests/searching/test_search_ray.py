@@ -49,6 +49,7 @@ def test_search_front_outputs_and_resume(ray_cluster, teacher, texts_csv, tmp_pa
     assert {str(r["trial_id"]) for r in pareto["front"]} == brute
     # every finished trial within the constraints is listed for the winners stage, the front's too
     assert {str(r["trial_id"]) for r in pareto["eligible"]} >= brute and all(r["num_layers"] >= 0 for r in pareto["eligible"])
+    assert {str(r["trial_id"]) for r in pareto["finished"]} == set(trials["trial_id"].astype(str))  # and every trial
     kept = {p.name for p in (tmp_path / "s" / "trials").iterdir()}
     assert kept == {str(r["trial_id"]) for r in pareto["front"]}  # fetched from storage: the front only
     for row in pareto["front"]:

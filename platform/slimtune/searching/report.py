@@ -111,11 +111,13 @@ def write_outputs(spec, space, results, teacher: dict, out: Path, seconds: float
     keep = {r["trial_id"] for r in (rows if spec.keep_all else front)}
     keep_models(rows, checkpoints, keep, {r["trial_id"] for r in eligible} - keep, out)
     pd.DataFrame([{**r, "heads": _cell(r["heads"]), "ffn": _cell(r["ffn"])} for r in rows]).to_csv(out / "trials.csv", index=False)
-    for row in eligible:
-        row["speedup_vs_teacher"] = teacher["latency_ms"] / row["latency_ms"]
+    for row in finished:
+        row["speedup_vs_teacher"] = teacher["latency_ms"] / row["latency_ms"] if row.get("latency_ms") else None
     # every trial within the constraints, not only the front: the winners stage also takes the
-    # deepest student within a latency budget, which a short trial seldom puts on the front
-    summary = {"teacher": teacher, "front": front, "eligible": eligible, "objectives": list(spec.objectives),
+    # deepest student within a latency budget, which a short trial seldom puts on the front; and
+    # every finished trial, for a budget that no trial within the constraints meets
+    summary = {"teacher": teacher, "front": front, "eligible": eligible, "finished": finished,
+               "objectives": list(spec.objectives),
                "constraints": constraints.as_dict(),
                "limits": {k: {"metric": m, "bound": b} for k, (m, b) in constraints.limits(teacher).items()},
                "emptied_by": emptied_by(finished, constraints, teacher) if not front else {},
