@@ -115,6 +115,28 @@ def test_sections_are_the_stage_settings(tmp_path):
     assert taught.search.linear_teacher == str(Path(taught.out) / "alternatives" / "linear")
     with pytest.raises(SlimtuneError, match="alternatives.teach needs the linear model"):
         load_job(_job(tmp_path, "alternatives: {teach: true, linear: false}\n"))
+    with pytest.raises(SlimtuneError, match="alternatives.teach must be true, false or auto"):
+        load_job(_job(tmp_path, "alternatives: {teach: always}\n"))
+
+
+def test_the_linear_model_teaches_where_it_reads_the_data_as_well_as_the_teacher(tmp_path):
+    """alternatives.teach: auto (the default) blends the linear model in when its validation
+    accuracy is at least the teacher's; true and false are kept as set."""
+    from slimtune.pipeline import _teach
+
+    job = load_job(_job(tmp_path, "data: {source: builtin:tweets}\n"))
+    assert job.alternatives.teach == "auto" and job.search.linear_teacher is None
+    linear, where = {"accuracy_validation": 0.88}, str(Path(job.out) / "alternatives" / "linear")
+    taught, on = _teach(job, linear, {"validation": {"accuracy": 0.88}})  # a tie: the two err on different texts
+    assert on and taught.search.linear_teacher == where
+    kept, on = _teach(job, linear, {"validation": {"accuracy": 0.95}})
+    assert not on and kept.search.linear_teacher is None
+    assert not _teach(job, None, {"validation": {"accuracy": 0.5}})[1]  # no linear model fitted
+    off = load_job(_job(tmp_path, "data: {source: builtin:tweets}\nalternatives: {teach: false}\n"))
+    assert _teach(off, linear, {"validation": {"accuracy": 0.5}}) == (off, False)
+    forced = load_job(_job(tmp_path, "data: {source: builtin:tweets}\nalternatives: {teach: true}\n"))
+    assert _teach(forced, linear, {"validation": {"accuracy": 0.95}}) == (forced, True)
+    assert forced.search.linear_teacher == where
 
 
 def test_the_same_defaults_everywhere(tmp_path):

@@ -102,6 +102,23 @@ def _reference_stage(job: JobSpec, data, teacher: Result) -> Result | None:
     return Result(str(folder), run_finetune(spec, data))
 
 
+def _teach(job: JobSpec, linear: dict | None, teacher_metrics: dict) -> tuple[JobSpec, bool]:
+    """(the job, whether the linear model teaches too): `alternatives.teach` as set, or with auto
+    when it is at least as accurate on validation as the teacher (the same split, the same rows)."""
+    mode = job.alternatives.teach
+    if mode != "auto" or linear is None:
+        return job, bool(mode is True and linear is not None)
+    teacher_val = (teacher_metrics.get("validation") or {}).get("accuracy")
+    on = teacher_val is not None and linear["accuracy_validation"] >= teacher_val
+    log.info(f"the linear model {'teaches' if on else 'does not teach'} beside the teacher (alternatives.teach: auto): "
+             f"validation {linear['accuracy_validation']:.4f} against the teacher's "
+             + (f"{teacher_val:.4f}" if teacher_val is not None else "(not recorded)"))
+    if not on:
+        return job, False
+    search = replace(job.search, linear_teacher=str(Path(job.out) / "alternatives" / "linear"))
+    return replace(job, search=search), True
+
+
 def _search_stage(job: JobSpec, data, resume: bool):
     from slimtune.results import SearchResult
     from slimtune.searching.driver import run_search
@@ -498,12 +515,13 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
             k: reference.metrics.get(k) for k in ("accuracy", "best_epoch", "history", "train_seconds")})
     t0 = time.perf_counter()
     linear = _alternatives_stage(job, data, out)
-    if linear is None and job.alternatives.teach:
+    if linear is None and job.alternatives.teach is True:
         raise SlimtuneError("alternatives.teach: no linear model was fitted on this data (the line above says why); "
                             "set alternatives.teach: false")
+    job, teach = _teach(job, linear, teacher.metrics)
     if linear is not None:
-        done("alternatives", t0, linear={k: linear.get(k) for k in ("accuracy", "f1_macro", "accuracy_validation", "C",
-                                                                   "num_features", "size_mb", "fit_seconds")})
+        done("alternatives", t0, teach=teach, linear={k: linear.get(k) for k in (
+            "accuracy", "f1_macro", "accuracy_validation", "C", "num_features", "size_mb", "fit_seconds")})
     t0 = time.perf_counter()
     search = _search_stage(job, data, resume)
     pareto = search.metrics
