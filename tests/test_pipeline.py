@@ -119,24 +119,21 @@ def test_sections_are_the_stage_settings(tmp_path):
         load_job(_job(tmp_path, "alternatives: {teach: always}\n"))
 
 
-def test_the_linear_model_teaches_where_it_reads_the_data_as_well_as_the_teacher(tmp_path):
-    """alternatives.teach: auto (the default) blends the linear model in when its validation
-    accuracy is at least the teacher's; true and false are kept as set."""
+def test_the_linear_model_teaches_as_set(tmp_path):
+    """alternatives.teach true and false are kept as set; auto is the default (its decision on
+    validation: tests/distillation/test_blend.py); no linear model, no second teacher."""
     from slimtune.pipeline import _teach
+    from slimtune.results import Result
 
     job = load_job(_job(tmp_path, "data: {source: builtin:tweets}\n"))
     assert job.alternatives.teach == "auto" and job.search.linear_teacher is None
-    linear, where = {"accuracy_validation": 0.88}, str(Path(job.out) / "alternatives" / "linear")
-    taught, on = _teach(job, linear, {"validation": {"accuracy": 0.88}})  # a tie: the two err on different texts
-    assert on and taught.search.linear_teacher == where
-    kept, on = _teach(job, linear, {"validation": {"accuracy": 0.95}})
-    assert not on and kept.search.linear_teacher is None
-    assert not _teach(job, None, {"validation": {"accuracy": 0.5}})[1]  # no linear model fitted
+    teacher, linear = Result(str(tmp_path / "t"), {}), {"accuracy_validation": 0.9}
+    assert _teach(job, None, None, teacher) == (job, {"mode": "auto", "on": False})
     off = load_job(_job(tmp_path, "data: {source: builtin:tweets}\nalternatives: {teach: false}\n"))
-    assert _teach(off, linear, {"validation": {"accuracy": 0.5}}) == (off, False)
+    assert _teach(off, None, linear, teacher) == (off, {"mode": False, "on": False})
     forced = load_job(_job(tmp_path, "data: {source: builtin:tweets}\nalternatives: {teach: true}\n"))
-    assert _teach(forced, linear, {"validation": {"accuracy": 0.95}}) == (forced, True)
-    assert forced.search.linear_teacher == where
+    assert _teach(forced, None, linear, teacher) == (forced, {"mode": True, "on": True})
+    assert forced.search.linear_teacher == str(Path(forced.out) / "alternatives" / "linear")
 
 
 def test_the_same_defaults_everywhere(tmp_path):

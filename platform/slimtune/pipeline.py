@@ -102,21 +102,29 @@ def _reference_stage(job: JobSpec, data, teacher: Result) -> Result | None:
     return Result(str(folder), run_finetune(spec, data))
 
 
-def _teach(job: JobSpec, linear: dict | None, teacher_metrics: dict) -> tuple[JobSpec, bool]:
-    """(the job, whether the linear model teaches too): `alternatives.teach` as set, or with auto
-    when it is at least as accurate on validation as the teacher (the same split, the same rows)."""
+def _teach(job: JobSpec, data, linear: dict | None, teacher: Result) -> tuple[JobSpec, dict]:
+    """(the job, what was decided): whether the linear model teaches beside the teacher, as
+    `alternatives.teach` says; auto: when the two together beat the teacher alone on validation by
+    `distillation.blend.TEACH_MARGIN`."""
     mode = job.alternatives.teach
-    if mode != "auto" or linear is None:
-        return job, bool(mode is True and linear is not None)
-    teacher_val = (teacher_metrics.get("validation") or {}).get("accuracy")
-    on = teacher_val is not None and linear["accuracy_validation"] >= teacher_val
-    log.info(f"the linear model {'teaches' if on else 'does not teach'} beside the teacher (alternatives.teach: auto): "
-             f"validation {linear['accuracy_validation']:.4f} against the teacher's "
-             + (f"{teacher_val:.4f}" if teacher_val is not None else "(not recorded)"))
-    if not on:
-        return job, False
-    search = replace(job.search, linear_teacher=str(Path(job.out) / "alternatives" / "linear"))
-    return replace(job, search=search), True
+    if linear is None or mode is False:
+        return job, {"mode": mode, "on": False}
+    folder = str(Path(job.out) / "alternatives" / "linear")
+    decided = {"mode": mode, "on": True}
+    if mode == "auto":
+        from slimtune.distillation.blend import TEACH_MARGIN, teaches, validation_scores
+
+        scores = validation_scores(teacher.path, folder, data, teacher.metrics.get("max_length") or job.finetune.max_length)
+        decided = {"mode": mode, "on": teaches(scores), "validation_accuracy": scores}
+        best = max(scores, key=lambda w: (scores[w], -w))
+        log.info(f"the linear model {'teaches' if decided['on'] else 'does not teach'} beside the teacher "
+                 f"(alternatives.teach: auto): on validation the teacher alone {scores[0.0]:.4f}, with the linear model "
+                 f"{scores[best]:.4f} (weight {best:g}); {TEACH_MARGIN:.0%} better is the bar")
+        if not decided["on"]:
+            return job, decided
+    if job.search.linear_teacher == folder:  # teach: true sets it when the job is read
+        return job, decided
+    return replace(job, search=replace(job.search, linear_teacher=folder)), decided
 
 
 def _search_stage(job: JobSpec, data, resume: bool):
@@ -518,7 +526,7 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     if linear is None and job.alternatives.teach is True:
         raise SlimtuneError("alternatives.teach: no linear model was fitted on this data (the line above says why); "
                             "set alternatives.teach: false")
-    job, teach = _teach(job, linear, teacher.metrics)
+    job, teach = _teach(job, data, linear, teacher)
     if linear is not None:
         done("alternatives", t0, teach=teach, linear={k: linear.get(k) for k in (
             "accuracy", "f1_macro", "accuracy_validation", "C", "num_features", "size_mb", "fit_seconds")})

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimtune.distillation.blend import blend, check_linear_teacher, linear_log_probs
+from slimtune.distillation.blend import WEIGHTS, blend, check_linear_teacher, linear_log_probs, teaches
 from slimtune.errors import SlimtuneError
 from tests.alternatives.test_linear import _tiny_bundle
 from tests.helpers import make_texts
@@ -44,3 +44,31 @@ def test_not_a_linear_bundle_is_refused(tmp_path):
     with pytest.raises(SlimtuneError, match="--linear-teacher: .* is not a linear TF-IDF bundle"):
         check_linear_teacher(str(tmp_path))
     check_linear_teacher(None)
+
+
+def test_the_linear_model_teaches_only_beyond_the_margin():
+    assert not teaches({0.0: 0.9516, 0.5: 0.9535, 1.0: 0.9554, 4.0: 0.9516})  # the tweets, seed 1: 2 of 516 rows
+    assert teaches({0.0: 0.8744, 0.25: 0.8846, 1.0: 0.8949})  # five newsgroups, seed 2: 8 of 390
+    assert teaches({0.0: 0.80, 1.0: 0.81}) and not teaches({0.0: 0.80, 1.0: 0.80})
+
+
+def test_a_job_decides_on_validation_with_teach_auto(trained_tiny_dir, texts_csv, bundle, tmp_path):
+    """The job's default end to end on the tiny teacher: the teacher's and the bundle's validation
+    scores at every weight, and the search handed the linear model exactly when they clear the bar."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from slimtune.data import DataSpec, load_data
+    from slimtune.pipeline import _teach, load_job
+    from slimtune.results import Result
+
+    (tmp_path / "job.yaml").write_text(f"data: {{source: {texts_csv}}}\nout: {tmp_path / 'job'}\n")
+    job = load_job(tmp_path / "job.yaml")
+    folder = Path(job.out) / "alternatives" / "linear"
+    shutil.copytree(bundle, folder)
+    teacher = Result(str(trained_tiny_dir), json.loads((Path(trained_tiny_dir) / "metrics.json").read_text()))
+    taught, decided = _teach(job, load_data(DataSpec(str(texts_csv))), {"accuracy_validation": 0.5}, teacher)
+    assert decided["mode"] == "auto" and set(decided["validation_accuracy"]) == set(WEIGHTS)
+    assert decided["on"] == teaches(decided["validation_accuracy"])
+    assert taught.search.linear_teacher == (str(folder) if decided["on"] else None)
