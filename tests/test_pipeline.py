@@ -179,6 +179,9 @@ def test_pick_winners_within_a_latency_budget():
     for row, layers in zip(pareto["eligible"], (0, 1, 1, 6, 4, 6)):
         row["layers"] = layers
     assert [w.trial_id for w in pick_winners(pareto, 2, 0.97, min_speedup=5)] == ["c", "e"]
+    for row in pareto["eligible"]:  # trials run before num_layers was reported: the knob decides
+        row["num_layers"] = None
+    assert [w.trial_id for w in pick_winners(pareto, 2, 0.97, min_speedup=5)] == ["c", "e"]
     # no trial within the budget met the search's constraints (its accuracy floor): the most accurate
     # and the deepest finished trials within it go to the final run, not the front member outside it
     s = _row("s", 0.85, 10.0)

@@ -160,7 +160,9 @@ def _depth(row: dict) -> tuple:
     base's), then encoder FLOPs, then accuracy: depth first, as the search's anchor is ranked. At
     equal FLOPs (4 layers keeping a quarter of the heads and FFN, or 1 whole layer) the deeper one
     distilled better on test in both seeds of `python bench/final_gain.py --datasets tweets`."""
-    layers = row.get("num_layers", row.get("layers"))
+    layers = row.get("num_layers")
+    if layers is None:  # not reported (a trial run before num_layers was; None once Tune's rows carry the column)
+        layers = row.get("layers")
     return (math.inf if layers is None else layers, row.get("encoder_flops") or 0, row["accuracy"])
 
 
