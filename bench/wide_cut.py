@@ -8,8 +8,9 @@ Fine-tunes MPNet-base (built in) on the labelled rows (2 epochs at most, patienc
 and epochs: the small model a student must not fall far below. Then each arm cuts the teacher
 (8 layers, a quarter of the heads and FFN neurons by Taylor importance, and the arm's share of the
 hidden width) and distils it from the teacher's logits on the labelled rows alone, changing one
-thing at a time against `space` (how search_spaces/full.py trains a wide cut: lr 2e-4, the
-geometric middle of its 1e-4..4e-4, one epoch, no hidden states):
+thing at a time against `space` (one setting search_spaces/full.py may give a wide cut: lr 2e-4,
+the geometric middle of its 1e-4..4e-4, one epoch, logits only; it samples temperature, alpha and
+hidden states too):
 
     space          hidden 0.5   lr 2e-4   1 epoch   logits only
     aligned        hidden 0.5   lr 2e-4   1 epoch   + hidden states (weight 0.5, projected)
@@ -80,7 +81,9 @@ def main() -> None:
             "MiniLM-L6 direct": {"validation": small["validation"]["accuracy"], "test": small["accuracy"]}}
     for name in arms:
         arm = ARMS[name]
-        cut, student = out / f"cut-hidden{arm['hidden']:g}", out / name
+        # one --out per teacher and data: the folders name the cut, not what it was cut from
+        shape = f"l{args.layers}-h{args.heads:g}-f{args.ffn:g}"
+        cut, student = out / f"cut-{shape}-hidden{arm['hidden']:g}", out / f"{name}-{shape}"
         if not (cut / "metrics.json").exists():
             run_prune(PruneSpec(str(teacher_dir), data, str(cut), heads=args.heads, ffn=args.ffn, hidden=arm["hidden"],
                                 layers=args.layers))

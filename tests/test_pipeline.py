@@ -189,7 +189,7 @@ def test_pick_winners_within_a_latency_budget():
             "finished": [s, {**_row("z", 0.70, 0.1), "num_layers": 0}, {**_row("w", 0.74, 3.0), "num_layers": 1},
                          {**_row("v", 0.73, 3.9), "num_layers": 4}, {**_row("u", 0.80, 6.0), "num_layers": 5}]}
     picks = pick_winners(slow, 2, 0.97, min_speedup=5)
-    assert [w.trial_id for w in picks] == ["w", "v"] and "under its constraints" in picks[0].picked_because
+    assert [w.trial_id for w in picks] == ["w", "v"] and "below the search's constraints" in picks[0].picked_because
     del slow["finished"]  # a search before the list was written: the fastest front member, as before
     assert [w.trial_id for w in pick_winners(slow, 2, 0.97, min_speedup=5)] == ["s"]
 

@@ -52,9 +52,10 @@ def test_the_linear_model_teaches_only_beyond_the_margin():
     assert teaches({0.0: 0.80, 1.0: 0.81}) and not teaches({0.0: 0.80, 1.0: 0.80})
 
 
-def test_a_job_decides_on_validation_with_teach_auto(trained_tiny_dir, texts_csv, bundle, tmp_path):
-    """The job's default end to end on the tiny teacher: the teacher's and the bundle's validation
-    scores at every weight, and the search handed the linear model exactly when they clear the bar."""
+def test_a_job_decides_on_validation_with_teach_auto(tiny_model_dir, trained_tiny_dir, texts_csv, bundle, tmp_path):
+    """The job's default end to end: the teacher's and the bundle's validation scores at every
+    weight, and the search handed the linear model exactly when they clear the bar; a teacher that
+    never trained (the random tiny BERT) is far below the linear model and gets it."""
     import json
     import shutil
     from pathlib import Path
@@ -72,3 +73,6 @@ def test_a_job_decides_on_validation_with_teach_auto(trained_tiny_dir, texts_csv
     assert decided["mode"] == "auto" and set(decided["validation_accuracy"]) == set(WEIGHTS)
     assert decided["on"] == teaches(decided["validation_accuracy"])
     assert taught.search.linear_teacher == (str(folder) if decided["on"] else None)
+    blind = Result(str(tiny_model_dir), {})
+    taught, decided = _teach(job, load_data(DataSpec(str(texts_csv))), {"accuracy_validation": 0.5}, blind)
+    assert decided["on"] and taught.search.linear_teacher == str(folder)
