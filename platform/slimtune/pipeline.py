@@ -113,11 +113,11 @@ def _teach(job: JobSpec, data, linear: dict | None, teacher: Result) -> tuple[Jo
     folder = str(Path(job.out) / "alternatives" / "linear")
     decided = {"mode": mode, "on": True}
     if mode == "auto":
-        from slimtune.distillation.blend import TEACH_MARGIN, teaches, validation_scores
+        from slimtune.distillation.blend import TEACH_MARGIN, best_weight, teaches, validation_scores
 
         scores = validation_scores(teacher.path, folder, data, job.search.max_length)  # read as the search reads them
         decided = {"mode": mode, "on": teaches(scores), "validation_accuracy": scores}
-        best = max(scores, key=lambda w: (scores[w], -w))
+        best = best_weight(scores)
         log.info(f"the linear model {'teaches' if decided['on'] else 'does not teach'} beside the teacher "
                  f"(alternatives.teach: auto): on validation the teacher alone {scores[0.0]:.4f}, with the linear model "
                  f"{scores[best]:.4f} (weight {best:g}); {100 * TEACH_MARGIN:g} point better is the bar")

@@ -71,6 +71,11 @@ def scores(val_logits: torch.Tensor, path: str, val_texts: list[str], val_labels
     return {w: float(((teacher_val + w * linear_val).argmax(1) == labels).mean()) for w in WEIGHTS}
 
 
+def best_weight(validation: dict[float, float]) -> float:
+    """The weight best on validation; the smallest of equals (0: the teacher alone)."""
+    return max(validation, key=lambda w: (validation[w], -w))
+
+
 def teaches(validation: dict[float, float]) -> bool:
     """Whether the linear model is worth a place beside the teacher (`TEACH_MARGIN`)."""
     return max(validation.values()) - validation[0.0] >= TEACH_MARGIN - 1e-9
@@ -100,7 +105,7 @@ def blend(teacher_logits: torch.Tensor, path: str, train_texts: list[str], label
     """(targets in the teacher's logits' place, what was picked): the teacher's log-probabilities
     plus the weight best on validation times the linear model's."""
     scores_ = scores(val_logits, path, val_texts, val_labels, label_names)
-    weight = max(WEIGHTS, key=lambda w: (scores_[w], -w))
+    weight = best_weight(scores_)
     log.info("teacher + linear model on validation: " + ", ".join(f"weight {w:g}: {a:.4f}" for w, a in scores_.items())
              + f"; distilling from weight {weight:g}")
     report = {"linear_teacher": str(path), "weight": weight, "validation_accuracy": scores_}
