@@ -136,6 +136,32 @@ def test_distillation_learns_from_the_transfer_set(trained_tiny_dir, tiny_model_
     assert with_transfer["accuracy"] >= 0.9 and with_transfer["accuracy"] > alone["accuracy"] + 0.1
 
 
+def test_the_teachers_test_pass_goes_through_the_logits_cache(trained_tiny_dir, tiny_model_dir, texts_csv, tmp_path):
+    """Distillation scores its teacher on the test split through the logits cache: the report holds
+    a plain evaluation's figures, and the test rows' logits are cached, where the next distillation
+    from this teacher (a bench's next arm, the job's winners) finds them instead of running a big
+    teacher over every test text again."""
+    import shutil
+
+    from slimtune.distillation.cache import _read_shards, row_keys, teacher_key
+    from slimtune.distillation.run import DistillSpec, run_distill
+    from slimtune.models import load_classifier, load_tokenizer
+    from slimtune.models.builtin import cache_dir
+    from slimtune.train.loop import TrainSpec, evaluate
+
+    teacher_dir = str(shutil.copytree(trained_tiny_dir / "model", tmp_path / "teacher"))  # its own cache key
+    data_spec = DataSpec(str(texts_csv), max_train_samples=12, max_unlabeled_samples=0)
+    metrics = run_distill(DistillSpec(teacher=teacher_dir, student=str(tiny_model_dir), data=data_spec,
+                                      out=str(tmp_path / "student"), train=TrainSpec(epochs=1, batch_size=16, lr=3e-3),
+                                      workers=0))
+    data, tok = load_data(data_spec), load_tokenizer(teacher_dir)
+    test = encode_data(data, tok, 32)["test"]  # the length the teacher was fine-tuned at
+    cached = _read_shards(cache_dir() / "teacher_logits" / teacher_key(teacher_dir))
+    assert set(row_keys(test).tolist()) <= cached.keys()
+    plain = evaluate(load_classifier(teacher_dir, data.label_names).eval(), test, data.num_labels, tok.pad_token_id)
+    assert metrics["teacher"]["accuracy"] == plain["accuracy"] and metrics["teacher"]["f1_macro"] == plain["f1_macro"]
+
+
 def test_an_all_transfer_batch_still_reaches_every_projection():
     """Under DDP every parameter needs a gradient each step: a batch of transfer rows alone (no
     hidden-state term) must still reach the hidden-state projections, with zero gradient."""

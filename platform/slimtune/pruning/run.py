@@ -252,6 +252,7 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     import torch
 
     from slimtune.data.tokenize import encode_data
+    from slimtune.distillation.cache import teacher_logits
     from slimtune.pruning.importance import calibration_batches
     from slimtune.train.report import model_metrics
 
@@ -259,7 +260,8 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     encoded = encode_data(data, tokenizer, spec.max_length)
     model = load_classifier(resolved, data.label_names).eval()
     pad = tokenizer.pad_token_id
-    before = model_metrics(model, encoded["test"], data.num_labels, pad)
+    before = model_metrics(model, encoded["test"], data.num_labels, pad,  # through the cache, as distillation's
+                           logits=teacher_logits(model, resolved, encoded["test"], pad))
     log.info(f"before: test accuracy {before['accuracy']:.4f}, {before['num_parameters']:,} parameters, "
              f"{before['encoder_flops'] / 1e9:.2f} GFLOPs")
     torch.manual_seed(spec.data.seed)
@@ -358,7 +360,8 @@ def run_learned(spec: PruneSpec, data) -> dict:
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     model = load_classifier(resolved, data.label_names)
     pad = tokenizer.pad_token_id
-    before = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id)
+    before = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id,
+                           logits=teacher_logits(teacher, teacher_dir, t_enc["test"], teacher_tok.pad_token_id))
     log.info(f"teacher: test accuracy {before['accuracy']:.4f}")
     logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id)
     if latency is None:
