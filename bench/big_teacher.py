@@ -1,70 +1,67 @@
 """A BERT-base-size teacher against what a user would do without slimtune.
 
-    python bench/big_teacher.py [--job jobs/mpnet.yaml] [--data builtin:reuters-r8] [--out runs/bench-big]
+    python bench/big_teacher.py [--job jobs/mpnet.yaml] [--data builtin:20news] [--seeds 1,2]
+                                [--set key=value ...] [--out runs/bench-big] [--rounds 9]
 
-(c) runs the job (MPNet-base teacher trained to its validation plateau; the search; the winners;
-    `--resume` reuses whatever an earlier run finished);
-(a) MiniLM-L6 fine-tuned directly: the job's `reference`, the same rows, epochs and patience;
-(b) MiniLM-L6 distilled from the job's MPNet teacher, the same rows and epochs (logits and hidden
-    states; the hidden targets come from the teacher's cache).
-Every bundle (fp32 and int8) is timed in turns in one process at 1 thread, batch 1, 128 tokens;
-test accuracy comes from the bundles themselves. It prints them side by side, says whether a
-front member (a winner after the final distillation) dominates (a) and (b), and ends with a JSON
-line.
+For each seed (`data.seed`: which rows are labelled, which are held out; default the job's own):
+(c) runs the job (MPNet-base teacher trained to its validation plateau; the search; the winners),
+    resuming whatever an earlier run of the same command finished;
+(a) MiniLM-L6 fine-tuned directly: the job's `reference`, the same labelled rows, epochs and patience;
+(b) MiniLM-L6 distilled from the job's MPNet teacher with the reference's budget (logits and hidden
+    states), once on the labelled rows plus the job's transfer set (its other training texts, labels
+    hidden, and `data.unlabeled`) and once on the labelled rows alone: what the transfer set adds.
+Every bundle (fp32 and int8) is timed in turns in one process at 1 thread, batch 1, the export's
+length; test accuracy comes from the bundles themselves. Per seed it prints them side by side, the
+search's front, and whether a winner dominates (a) and (b); then, over the seeds, the chosen
+winner's mean test accuracy against (a)'s and its speed-up over the teacher, and a JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 
+DIRECT, DISTILLED, LABELLED_ONLY = "(a) reference, fine-tuned", "(b) distilled", "(b) distilled, labelled only"
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--job", default="jobs/mpnet.yaml")
-    parser.add_argument("--data", default=None, help="override the job's data source (builtin:20news, ...)")
-    parser.add_argument("--out", default="runs/bench-big")
-    parser.add_argument("--rounds", type=int, default=9)
-    args = parser.parse_args()
 
+def run_seed(args, seed: int | None, folder: Path) -> dict:
+    """One job and its two distilled references, timed together; the rows and the chosen winner."""
     import slimtune
     from slimtune.exporting.benchmark import interleaved_latency
     from slimtune.pipeline import load_job, run_job
 
-    out = Path(args.out).resolve()
     overrides = [f"data.source={args.data}"] if args.data else []
-    job = load_job(args.job, overrides, out=str(out / "job"))
+    overrides += [f"data.seed={seed}"] if seed is not None else []
+    job = load_job(args.job, overrides + args.set, out=str(folder / "job"))
     if job.reference is None:
         sys.exit(f"{args.job} names no reference model; add `reference: builtin:minilm-l6`")
     started = time.perf_counter()
     summary = run_job(job, resume=True).metrics  # reuses every stage an earlier run finished
     job_seconds = time.perf_counter() - started
 
-    # (b): the small model distilled from the job's teacher, with the reference's budget
-    teacher = job.teacher_dir
-    distilled, bundle_b = out / "distilled", out / "distilled_bundle"
-    data = dict(data=job.data.source, max_train_samples=job.data.max_train_samples, seed=job.data.seed)
-    t = job.finetune.train
-    if not (distilled / "metrics.json").exists():
-        slimtune.distill(teacher=teacher, student=job.reference.model, out=str(distilled), epochs=t.epochs,
-                         patience=t.patience, batch_size=t.batch_size, hidden_weight=0.5, workers=0,
-                         max_length=job.finetune.max_length, **data)
-    if not (bundle_b / "manifest.json").exists():
-        slimtune.export(model=str(distilled), out=str(bundle_b), threads=1, seq=job.export.seq, **data)
+    d, t = job.data, job.finetune.train
+    data = dict(data=d.source, max_train_samples=d.max_train_samples, seed=d.seed, unlabeled=d.unlabeled,
+                truncation=d.truncation)
+    bundles = {"teacher": Path(job.out) / "teacher_bundle", DIRECT: Path(job.out) / "reference_bundle"}
+    for name, transfer in ((DISTILLED, d.max_unlabeled_samples), (LABELLED_ONLY, 0)):
+        tag = "distilled" if transfer != 0 else "distilled-labelled"
+        model, bundle = folder / tag, folder / f"{tag}_bundle"
+        if not (model / "metrics.json").exists():
+            slimtune.distill(teacher=job.teacher_dir, student=job.reference.model, out=str(model), epochs=t.epochs,
+                             patience=t.patience, batch_size=t.batch_size, hidden_weight=0.5, workers=0,
+                             max_length=job.finetune.max_length, max_unlabeled_samples=transfer, **data)
+        if not (bundle / "manifest.json").exists():
+            slimtune.export(model=str(model), out=str(bundle), threads=1, seq=job.export.seq, **data)
+        bundles[name] = bundle
+    for w in summary["stages"]["winners"]["winners"]:
+        bundles[f"(c) {w['name']}"] = Path(job.out) / "winners" / w["name"]
 
-    job_out = Path(job.out)
-    bundles = {"teacher": job_out / "teacher_bundle", "(a) reference, fine-tuned": job_out / "reference_bundle",
-               "(b) distilled": bundle_b}
-    winners = summary["stages"]["winners"]["winners"]
-    for w in winners:
-        bundles[f"(c) {w['name']}"] = job_out / "winners" / w["name"]
-    models = {}
-    for name, folder in bundles.items():
-        models[f"{name}|fp32"] = folder / "model.onnx"
-        models[f"{name}|int8"] = folder / "model.int8.onnx"
+    models = {f"{name}|{kind}": folder / f"model{'.int8' if kind == 'int8' else ''}.onnx"
+              for name, folder in bundles.items() for kind in ("fp32", "int8")}
     latency = interleaved_latency(models, seq=job.export.seq, threads=1, rounds=args.rounds)
     rows = {}
     for key, ms in latency.items():
@@ -73,11 +70,22 @@ def main() -> None:
         rows[key] = {"latency_ms": ms, "test_accuracy": manifest[f"accuracy_{kind}"], "size_mb": manifest[f"size_mb_{kind}"]}
 
     base = rows["teacher|fp32"]["latency_ms"]
-    print(f"\n{'model':<28} {'kind':>5} {'test acc':>9} {'ms':>8} {'x teacher':>10} {'MB':>7}", file=sys.stderr)
+    print(f"\nseed {d.seed}: {summary['data']['train_rows']} labelled rows, transfer set "
+          f"{summary['data']['unlabeled_rows']} texts, test {summary['data']['test_rows']}", file=sys.stderr)
+    print(f"{'model':<32} {'kind':>5} {'test acc':>9} {'ms':>8} {'x teacher':>10} {'MB':>7}", file=sys.stderr)
     for key, r in rows.items():
         name, kind = key.split("|")
-        print(f"{name:<28} {kind:>5} {r['test_accuracy']:>9.4f} {r['latency_ms']:>8.2f} {base / r['latency_ms']:>9.2f}x "
+        print(f"{name:<32} {kind:>5} {r['test_accuracy']:>9.4f} {r['latency_ms']:>8.2f} {base / r['latency_ms']:>9.2f}x "
               f"{r['size_mb']:>7.1f}", file=sys.stderr)
+
+    pareto = json.loads((Path(job.out) / "search" / "pareto.json").read_text())
+    print("the search's front (validation accuracy after the trial's short run, fixed-shape latency):", file=sys.stderr)
+    front = [{k: m.get(k) for k in ("trial_id", "base", "layers", "heads", "ffn", "hidden", "epochs", "accuracy",
+                                     "latency_ms", "speedup_vs_teacher")} for m in pareto["front"]]
+    for m in front:
+        base_name = "small" if m["base"] not in (None, "teacher") else "teacher"
+        print(f"  {m['trial_id']}  {base_name:<7} layers {m['layers']}  heads -{m['heads'] or 0:g}  ffn -{m['ffn'] or 0:g}  "
+              f"hidden -{m['hidden'] or 0:g}  val {m['accuracy']:.4f}  {m['speedup_vs_teacher']:.1f}x", file=sys.stderr)
 
     def dominated_by_front(target: str, kind: str) -> list[str]:
         ref = rows[f"{target}|{kind}"]
@@ -85,16 +93,47 @@ def main() -> None:
                 and rows[f"{w}|{kind}"]["latency_ms"] <= ref["latency_ms"]]
 
     verdict = {f"{target}|{kind}": dominated_by_front(target, kind)
-               for target in ("(a) reference, fine-tuned", "(b) distilled") for kind in ("fp32", "int8")}
+               for target in (DIRECT, DISTILLED, LABELLED_ONLY) for kind in ("fp32", "int8")}
     for key, members in verdict.items():
-        print(f"front member at least as accurate and as fast as {key}: {', '.join(members) or 'none'}", file=sys.stderr)
+        print(f"winner at least as accurate and as fast as {key}: {', '.join(members) or 'none'}", file=sys.stderr)
     chosen = summary["winner"]
     print(f"job: {job_seconds / 60:.1f} min this run (total {summary['total_seconds'] / 60:.1f} min); chosen "
           f"{chosen['name']}: {chosen['speedup_vs_teacher_fp32']:.2f}x at {100 * chosen['accuracy_vs_teacher_fp32']:.1f}% "
           "of the teacher's test accuracy", file=sys.stderr)
-    print(json.dumps({"data": job.data.source, "rows": rows, "dominated_by": verdict,
-                      "teacher_epochs": len(summary["stages"]["teacher"].get("history") or []),
-                      "job_total_seconds": summary["total_seconds"], "chosen": chosen}))
+    return {"seed": d.seed, "rows": rows, "dominated_by": verdict, "front": front,
+            "data": summary["data"], "teacher_epochs": len(summary["stages"]["teacher"].get("history") or []),
+            "job_total_seconds": summary["total_seconds"], "chosen": chosen,
+            "chosen_test_accuracy": rows[f"(c) {chosen['name']}|fp32"]["test_accuracy"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--job", default="jobs/mpnet.yaml")
+    parser.add_argument("--data", default=None, help="override the job's data source (builtin:20news, ...)")
+    parser.add_argument("--seeds", default=None, help="data seeds, comma-separated (default: the job's data.seed)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a job override, for every seed")
+    parser.add_argument("--out", default="runs/bench-big")
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+
+    out = Path(args.out).resolve()
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [None]
+    results = [run_seed(args, seed, out / (f"seed-{seed}" if seed is not None else "job-seed")) for seed in seeds]
+
+    def mean(key: str) -> float:
+        return statistics.mean(r["rows"][key]["test_accuracy"] for r in results)
+
+    chosen = statistics.mean(r["chosen_test_accuracy"] for r in results)
+    gain = 100 * (chosen - mean(f"{DIRECT}|fp32"))
+    speedups = [r["chosen"]["speedup_vs_teacher_fp32"] for r in results]
+    print(f"\nover {len(results)} seed(s), test accuracy: teacher {mean('teacher|fp32'):.4f}, {DIRECT} "
+          f"{mean(f'{DIRECT}|fp32'):.4f}, {DISTILLED} {mean(f'{DISTILLED}|fp32'):.4f}, {LABELLED_ONLY} "
+          f"{mean(f'{LABELLED_ONLY}|fp32'):.4f}, the chosen winner {chosen:.4f} ({gain:+.2f} points over {DIRECT}); "
+          f"its fp32 speed-up over the teacher {', '.join(f'{x:.2f}x' for x in speedups)}; jobs "
+          f"{', '.join(f'{r['job_total_seconds'] / 60:.0f}' for r in results)} min", file=sys.stderr)
+    print(json.dumps({"bench": "big_teacher", "job": args.job, "data": args.data, "set": args.set,
+                      "chosen_test_accuracy_mean": chosen, "points_over_direct": gain, "speedup_fp32": speedups,
+                      "seeds": results}))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Why students cut from a wide teacher collapse: one MPNet teacher, its cuts distilled several ways.
 
-    python bench/wide_cut.py [--teacher DIR] [--data builtin:tweets] [--max-train-samples 1000]
+    python bench/wide_cut.py [--teacher DIR] [--reference DIR] [--data builtin:tweets] [--max-train-samples 1000]
                              [--arms space,aligned,longer,full-width,full-width-lr] [--out runs/bench-wide]
 
 Fine-tunes MPNet-base (built in) on the labelled rows (2 epochs at most, patience 1) unless
 `--teacher` names a fine-tuned one (a job's OUT/teacher), and MiniLM-L6 directly on the same rows
-and epochs: the small model a student must not fall far below. Then each arm cuts the teacher
+and epochs unless `--reference` names one (a job's OUT/reference): the small model a student must
+not fall far below. Then each arm cuts the teacher
 (8 layers, a quarter of the heads and FFN neurons by Taylor importance, and the arm's share of the
 hidden width) and distils it from the teacher's logits on the labelled rows alone, changing one
 thing at a time against `space` (one setting search_spaces/full.py may give a wide cut: lr 2e-4,
@@ -42,6 +43,7 @@ ARMS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default=None, help="a fine-tuned MPNet folder (default: fine-tune one)")
+    parser.add_argument("--reference", default=None, help="MiniLM-L6 fine-tuned on the same rows (default: fine-tune it)")
     parser.add_argument("--data", default="builtin:tweets")
     parser.add_argument("--max-train-samples", type=int, default=1000)
     parser.add_argument("--layers", type=int, default=8)
@@ -75,7 +77,8 @@ def main() -> None:
     teacher_dir = Path(args.teacher).resolve() if args.teacher else out / "teacher"
     teacher = finetuned("builtin:mpnet-base", teacher_dir) if not args.teacher else \
         json.loads((teacher_dir / "metrics.json").read_text())
-    small = finetuned("builtin:minilm-l6", out / "minilm-direct")
+    small = finetuned("builtin:minilm-l6", out / "minilm-direct") if not args.reference else \
+        json.loads((Path(args.reference) / "metrics.json").read_text())
 
     rows = {"teacher": {"validation": teacher["validation"]["accuracy"], "test": teacher["accuracy"]},
             "MiniLM-L6 direct": {"validation": small["validation"]["accuracy"], "test": small["accuracy"]}}
