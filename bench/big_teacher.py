@@ -1,9 +1,10 @@
 """A BERT-base-size teacher against what a user would do without slimtune.
 
-    python bench/big_teacher.py [--job jobs/mpnet.yaml] [--data builtin:20news] [--seeds 1,2]
+    python bench/big_teacher.py [--job jobs/mpnet.yaml] [--data SOURCE] [--seeds 1,2]
                                 [--set key=value ...] [--out runs/bench-big] [--rounds 9]
 
-For each seed (`data.seed`: which rows are labelled, which are held out; default the job's own):
+For the job's data (`--data builtin:20news` for the 20 newsgroups) and each seed (`data.seed`: which
+rows are labelled, which are held out; default the job's own):
 (c) runs the job (MPNet-base teacher trained to its validation plateau; the search; the winners),
     resuming whatever an earlier run of the same command finished;
 (a) MiniLM-L6 fine-tuned directly: the job's `reference`, the same labelled rows, epochs and patience;
@@ -44,24 +45,22 @@ def run_seed(args, seed: int | None, folder: Path) -> dict:
     job_seconds = time.perf_counter() - started
 
     d, t = job.data, job.finetune.train
-    data = dict(data=d.source, max_train_samples=d.max_train_samples, seed=d.seed, unlabeled=d.unlabeled,
-                truncation=d.truncation)
     bundles = {"teacher": Path(job.out) / "teacher_bundle", DIRECT: Path(job.out) / "reference_bundle"}
-    for name, transfer in ((DISTILLED, d.max_unlabeled_samples), (LABELLED_ONLY, 0)):
-        tag = "distilled" if transfer != 0 else "distilled-labelled"
+    for name, tag, transfer in ((DISTILLED, "distilled", d.max_unlabeled_samples),
+                                (LABELLED_ONLY, "distilled-labelled", 0)):
         model, bundle = folder / tag, folder / f"{tag}_bundle"
-        if not (model / "metrics.json").exists():
+        if not (model / "metrics.json").exists():  # the job's data section, the transfer set as the arm says
             slimtune.distill(teacher=job.teacher_dir, student=job.reference.model, out=str(model), epochs=t.epochs,
                              patience=t.patience, batch_size=t.batch_size, hidden_weight=0.5, workers=0,
-                             max_length=job.finetune.max_length, max_unlabeled_samples=transfer, **data)
+                             max_length=job.finetune.max_length, data=d, max_unlabeled_samples=transfer)
         if not (bundle / "manifest.json").exists():
-            slimtune.export(model=str(model), out=str(bundle), threads=1, seq=job.export.seq, **data)
+            slimtune.export(model=str(model), out=str(bundle), threads=1, seq=job.export.seq, data=d)
         bundles[name] = bundle
     for w in summary["stages"]["winners"]["winners"]:
         bundles[f"(c) {w['name']}"] = Path(job.out) / "winners" / w["name"]
 
-    models = {f"{name}|{kind}": folder / f"model{'.int8' if kind == 'int8' else ''}.onnx"
-              for name, folder in bundles.items() for kind in ("fp32", "int8")}
+    models = {f"{name}|{kind}": bundle / f"model{'.int8' if kind == 'int8' else ''}.onnx"
+              for name, bundle in bundles.items() for kind in ("fp32", "int8")}
     latency = interleaved_latency(models, seq=job.export.seq, threads=1, rounds=args.rounds)
     rows = {}
     for key, ms in latency.items():
@@ -84,8 +83,8 @@ def run_seed(args, seed: int | None, folder: Path) -> dict:
                                      "latency_ms", "speedup_vs_teacher")} for m in pareto["front"]]
     for m in front:
         base_name = "small" if m["base"] not in (None, "teacher") else "teacher"
-        print(f"  {m['trial_id']}  {base_name:<7} layers {m['layers']}  heads -{m['heads'] or 0:g}  ffn -{m['ffn'] or 0:g}  "
-              f"hidden -{m['hidden'] or 0:g}  val {m['accuracy']:.4f}  {m['speedup_vs_teacher']:.1f}x", file=sys.stderr)
+        print(f"  {m['trial_id']}  {base_name:<7} layers {m['layers']}  cut heads {m['heads']}, ffn {m['ffn']}, "
+              f"hidden {m['hidden']}  val {m['accuracy']:.4f}  {m['speedup_vs_teacher'] or 0:.1f}x", file=sys.stderr)
 
     def dominated_by_front(target: str, kind: str) -> list[str]:
         ref = rows[f"{target}|{kind}"]
@@ -118,7 +117,7 @@ def main() -> None:
 
     out = Path(args.out).resolve()
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [None]
-    results = [run_seed(args, seed, out / (f"seed-{seed}" if seed is not None else "job-seed")) for seed in seeds]
+    results = [run_seed(args, seed, out / f"seed-{seed}" if seed is not None else out) for seed in seeds]
 
     def mean(key: str) -> float:
         return statistics.mean(r["rows"][key]["test_accuracy"] for r in results)
@@ -130,7 +129,7 @@ def main() -> None:
           f"{mean(f'{DIRECT}|fp32'):.4f}, {DISTILLED} {mean(f'{DISTILLED}|fp32'):.4f}, {LABELLED_ONLY} "
           f"{mean(f'{LABELLED_ONLY}|fp32'):.4f}, the chosen winner {chosen:.4f} ({gain:+.2f} points over {DIRECT}); "
           f"its fp32 speed-up over the teacher {', '.join(f'{x:.2f}x' for x in speedups)}; jobs "
-          f"{', '.join(f'{r['job_total_seconds'] / 60:.0f}' for r in results)} min", file=sys.stderr)
+          f"{', '.join(str(round(r['job_total_seconds'] / 60)) for r in results)} min", file=sys.stderr)
     print(json.dumps({"bench": "big_teacher", "job": args.job, "data": args.data, "set": args.set,
                       "chosen_test_accuracy_mean": chosen, "points_over_direct": gain, "speedup_fp32": speedups,
                       "seeds": results}))

@@ -9,9 +9,9 @@ and epochs unless `--reference` names one (a job's OUT/reference): the small mod
 not fall far below. Then each arm cuts the teacher
 (8 layers, a quarter of the heads and FFN neurons by Taylor importance, and the arm's share of the
 hidden width) and distils it from the teacher's logits on the labelled rows alone, changing one
-thing at a time against `space` (one setting search_spaces/full.py may give a wide cut: lr 2e-4,
-the geometric middle of its 1e-4..4e-4, one epoch, logits only; it samples temperature, alpha and
-hidden states too):
+thing at a time against `space` (a setting search_spaces/full.py gave a wide cut until this bench
+took width cuts out of it: lr 2e-4, the geometric middle of its 1e-4..4e-4, one epoch, logits only;
+it samples temperature, alpha and hidden states too):
 
     space          hidden 0.5   lr 2e-4   1 epoch   logits only
     aligned        hidden 0.5   lr 2e-4   1 epoch   + hidden states (weight 0.5, projected)

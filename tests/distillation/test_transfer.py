@@ -139,7 +139,7 @@ def test_distillation_learns_from_the_transfer_set(trained_tiny_dir, tiny_model_
 def test_the_teachers_test_pass_goes_through_the_logits_cache(trained_tiny_dir, tiny_model_dir, texts_csv, tmp_path):
     """Distillation scores its teacher on the test split through the logits cache: the report holds
     a plain evaluation's figures, and the test rows' logits are cached, where the next distillation
-    from this teacher (a bench's next arm, the job's winners) finds them instead of running a big
+    from this teacher (a bench's next arm, a second student) finds them instead of running a big
     teacher over every test text again."""
     import shutil
 

@@ -155,7 +155,7 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     teacher = load_classifier(teacher_dir, data.label_names, attn).eval()
     t_enc = encode_data(data, teacher_tok, spec.max_length, transfer=True)
     # the test pass through the logits cache: a second distillation from this teacher (a bench's
-    # arms, the job's winners after its search) skips minutes of a big teacher over the test texts
+    # arms, a user's second student) skips minutes of a big teacher over the test texts
     teacher_report = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id,
                                    logits=teacher_logits(teacher, teacher_dir, t_enc["test"], teacher_tok.pad_token_id))
     log.info(f"teacher: test accuracy {teacher_report['accuracy']:.4f}, {teacher_report['encoder_flops'] / 1e9:.2f} GFLOPs")

@@ -252,7 +252,6 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     import torch
 
     from slimtune.data.tokenize import encode_data
-    from slimtune.distillation.cache import teacher_logits
     from slimtune.pruning.importance import calibration_batches
     from slimtune.train.report import model_metrics
 
@@ -260,8 +259,7 @@ def run_prune(spec: PruneSpec, data=None) -> dict:
     encoded = encode_data(data, tokenizer, spec.max_length)
     model = load_classifier(resolved, data.label_names).eval()
     pad = tokenizer.pad_token_id
-    before = model_metrics(model, encoded["test"], data.num_labels, pad,  # through the cache, as distillation's
-                           logits=teacher_logits(model, resolved, encoded["test"], pad))
+    before = model_metrics(model, encoded["test"], data.num_labels, pad)  # not cached: `--model` may have a new head
     log.info(f"before: test accuracy {before['accuracy']:.4f}, {before['num_parameters']:,} parameters, "
              f"{before['encoder_flops'] / 1e9:.2f} GFLOPs")
     torch.manual_seed(spec.data.seed)
