@@ -104,6 +104,16 @@ def teacher_logits(teacher, teacher_dir: str, split, pad_token_id: int) -> torch
     return torch.stack([known[k] for k in keys.tolist()]).float()
 
 
+def teacher_test_metrics(teacher, teacher_dir: str, split, num_labels: int, pad_token_id: int) -> dict:
+    """`train.report.model_metrics` of the teacher over `split` (the test split), its logits through
+    the cache: a second run from this teacher (a bench's next arm, a user's second student) skips
+    minutes of a big teacher over the test texts."""
+    from slimtune.train.report import model_metrics
+
+    return model_metrics(teacher, split, num_labels, pad_token_id,
+                         logits=teacher_logits(teacher, teacher_dir, split, pad_token_id))
+
+
 class _Rows:
     """Some rows of a split, as compute_logits reads them."""
 

@@ -134,7 +134,7 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     import torch
 
     from slimtune.data.tokenize import encode_data
-    from slimtune.distillation.cache import teacher_hidden, teacher_logits
+    from slimtune.distillation.cache import teacher_hidden, teacher_logits, teacher_test_metrics
     from slimtune.distillation.losses import DistillLoss, DistillModule
     from slimtune.models import load_classifier, load_tokenizer, save_model
     from slimtune.models.load import provenance
@@ -154,10 +154,7 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
                                                        load_config(teacher_dir), spec.use_gpu))
     teacher = load_classifier(teacher_dir, data.label_names, attn).eval()
     t_enc = encode_data(data, teacher_tok, spec.max_length, transfer=True)
-    # the test pass through the logits cache: a second distillation from this teacher (a bench's
-    # arms, a user's second student) skips minutes of a big teacher over the test texts
-    teacher_report = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id,
-                                   logits=teacher_logits(teacher, teacher_dir, t_enc["test"], teacher_tok.pad_token_id))
+    teacher_report = teacher_test_metrics(teacher, teacher_dir, t_enc["test"], data.num_labels, teacher_tok.pad_token_id)
     log.info(f"teacher: test accuracy {teacher_report['accuracy']:.4f}, {teacher_report['encoder_flops'] / 1e9:.2f} GFLOPs")
     logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id)
     blended = None

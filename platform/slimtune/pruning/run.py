@@ -331,7 +331,7 @@ def run_learned(spec: PruneSpec, data) -> dict:
     from dataclasses import replace
 
     from slimtune.data.tokenize import encode_data
-    from slimtune.distillation.cache import teacher_logits
+    from slimtune.distillation.cache import teacher_logits, teacher_test_metrics
     from slimtune.distillation.losses import DistillLoss, LossSpec
     from slimtune.exporting.latency_model import LatencyModel, profile
     from slimtune.models import load_classifier, load_config, load_tokenizer, resolve_model, save_model
@@ -358,8 +358,7 @@ def run_learned(spec: PruneSpec, data) -> dict:
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     model = load_classifier(resolved, data.label_names)
     pad = tokenizer.pad_token_id
-    before = model_metrics(teacher, t_enc["test"], data.num_labels, teacher_tok.pad_token_id,
-                           logits=teacher_logits(teacher, teacher_dir, t_enc["test"], teacher_tok.pad_token_id))
+    before = teacher_test_metrics(teacher, teacher_dir, t_enc["test"], data.num_labels, teacher_tok.pad_token_id)
     log.info(f"teacher: test accuracy {before['accuracy']:.4f}")
     logits = teacher_logits(teacher, teacher_dir, t_enc["train"], teacher_tok.pad_token_id)
     if latency is None:
