@@ -32,6 +32,14 @@ def test_wrong_type_names_the_key_path(tmp_path):
         load_job(_job(tmp_path, "finetune:\n  epochs: two\n"))
 
 
+def test_learning_rates_in_exponent_notation(tmp_path):
+    # PyYAML reads 1e-4 (no dot) as a string; users write learning rates that way
+    assert load_job(_job(tmp_path, "finetune:\n  lr: 1e-4\n")).finetune.train.lr == 1e-4
+    assert load_job(_job(tmp_path, ""), ["finetune.lr=5E-5"]).finetune.train.lr == 5e-5
+    with pytest.raises(SlimtuneError, match="finetune.lr must be float"):
+        load_job(_job(tmp_path, "finetune:\n  lr: fast\n"))
+
+
 def test_overrides(tmp_path):
     job = load_job(_job(tmp_path, "finetune:\n  epochs: 2\n"), ["finetune.epochs=5", "data.source=x.csv"], out="o")
     assert job.finetune.train.epochs == 5 and job.data.source == "x.csv" and job.out == str(Path("o").resolve())

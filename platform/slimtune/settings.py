@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import re
 import types
 import typing
 
@@ -37,6 +38,9 @@ def flat_keys(cls, owned: tuple[str, ...] = ()) -> list[str]:
     for name, sub in nested.items():
         keys |= {f.name for f in dataclasses.fields(sub) if not (name == "data" and f.name == "source")}
     return sorted(keys - set(owned))
+
+
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 def check_type(value, annotation, path: str):
@@ -72,6 +76,8 @@ def check_type(value, annotation, path: str):
         return build_section(annotation, value, path)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 (PyYAML) reads `lr: 1e-4` as a string: it wants `1.0e-4`
     if (annotation is bool and not isinstance(value, bool)) or (annotation is int and isinstance(value, bool)) \
             or not isinstance(value, annotation):
         raise SlimtuneError(f"{path} must be {getattr(annotation, '__name__', annotation)}, got {value!r}")
