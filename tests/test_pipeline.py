@@ -214,3 +214,14 @@ def test_reference_on_by_default_unless_the_teacher_is_that_model(tmp_path):
     with pytest.raises(SlimtuneError, match="not both"):
         load_job(_job(tmp_path, "winners: {min_speedup: 5, max_latency_ms: 3}\n"))
     assert load_job(_job(tmp_path, "winners: {min_speedup: 5}\n")).winners.min_speedup == 5
+
+
+def test_the_reference_learns_at_its_own_widths_rate(tmp_path, tiny_model_dir):
+    """finetune.lr is the teacher's: a reference of another width (MiniLM-L6, 384, against the
+    tiny teacher's 32) trains at its own default, one as wide keeps the rate."""
+    from slimtune.pipeline import _own_lr
+
+    job = load_job(_job(tmp_path, f"model: {tiny_model_dir}\nreference: builtin:minilm-l6\nfinetune: {{lr: 1e-3}}\n"))
+    assert job.reference.train.lr == 1e-3 and _own_lr(job.reference, str(tiny_model_dir)).train.lr is None
+    same = load_job(_job(tmp_path, f"model: {tiny_model_dir}\nreference: {tiny_model_dir}\nfinetune: {{lr: 1e-3}}\n"))
+    assert _own_lr(same.reference, str(tiny_model_dir)).train.lr == 1e-3

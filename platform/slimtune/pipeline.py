@@ -100,7 +100,24 @@ def _reference_stage(job: JobSpec, data, teacher: Result) -> Result | None:
     spec = job.reference
     if spec.max_length is None and teacher.metrics.get("max_length"):  # what the teacher read, not its own pick
         spec = replace(spec, max_length=teacher.metrics["max_length"])
+    if spec.train.lr is not None:
+        spec = _own_lr(spec, teacher.path)
     return Result(str(folder), run_finetune(spec, data))
+
+
+def _own_lr(reference, teacher_dir: str):
+    """The reference with `finetune.lr` where it is as wide as the teacher, else with its own width's
+    default: a rate set for a BERT-base-size teacher (5e-5..1e-4) under-trains MiniLM-L6, whose own
+    is 2e-4, and the baseline the winners must beat would be weaker than what a user would fit."""
+    from slimtune.models import load_config, resolve_model
+
+    width = lambda name: load_config(resolve_model(name, "job: reference"), "job: reference").hidden_size  # noqa: E731
+    mine, teachers = width(reference.model), width(teacher_dir)
+    if mine == teachers:
+        return reference
+    log.info(f"reference: learning rate by its own width {mine} (finetune.lr {reference.train.lr:g} is the "
+             f"teacher's, for width {teachers})")
+    return replace(reference, train=replace(reference.train, lr=None))
 
 
 def _teach(job: JobSpec, data, linear: dict | None, teacher: Result) -> tuple[JobSpec, dict]:
