@@ -42,6 +42,7 @@ class _Page(HTMLParser):
 
 def test_run_job_end_to_end_and_resume(ray_cluster, tiny_model_dir, texts_csv, tmp_path, capfd, monkeypatch):
     from slimtune.pipeline import load_job, run_job
+    from slimtune.searching.steer import why_tried
 
     monkeypatch.chdir(tmp_path)  # a relative out: trials run in Ray's own working folders
     (tmp_path / "space.py").write_text(SPACE)
@@ -73,6 +74,14 @@ export: {{seq: 32, rounds: 2}}
     reference_model = str((out / "reference" / "model").resolve())
     assert {w["search"]["base"] for w in winners} == {reference_model}
     compare = json.loads((out / "compare.json").read_text())["rows"]
+    pareto = json.loads((out / "search" / "pareto.json").read_text())  # why each trial was tried
+    zero = "trial 1 is the zero-layer student" in capfd.readouterr().err  # enqueued first where the space takes it
+    assert {r["origin"] for r in pareto["finished"]} == {"tpe"} | ({"zero-layer"} if zero else set())
+    far, reference_val = pareto["below_reference"], json.loads((out / "reference" / "metrics.json").read_text())
+    reference_val = reference_val["validation"]["accuracy"]
+    assert far["validation_accuracy"] == reference_val and {t["trial_id"] for t in far["trials"]} == {
+        r["trial_id"] for r in pareto["finished"] if r["accuracy"] < reference_val - 0.10}
+    assert all(t["why"] == why_tried(t["origin"]) for t in far["trials"])
     alternatives = summary["alternatives"]  # the linear model, the teacher and the reference, fp32 and int8
     assert {a["kind"] for a in alternatives} == {"linear", "teacher", "teacher_int8", "direct", "direct_int8"}
     assert all(a["latency_ms"] > 0 and 0 <= a["test_accuracy"] <= 1 and a["size_mb"] > 0 for a in alternatives)
@@ -118,7 +127,7 @@ export: {{seq: 32, rounds: 2}}
     page = _Page()
     page.feed((out / "report.html").read_text())
     assert {"headline", "comparison", "alternatives", "training", "pareto", "confusion", "trials", "job"} <= page.ids
-    assert "fine-tuned directly" in (out / "report.html").read_text()
+    assert "fine-tuned directly" in (out / "report.html").read_text() and ">origin</th>" in (out / "report.html").read_text()
     assert page.images and all(src.startswith("data:image/png;base64,") for src in page.images)
     assert not page.external and page.scripts == 0 and page.tables >= 4
 

@@ -230,7 +230,7 @@ def _trials(search_dir: Path, pareto: dict, chosen_trial: str) -> str:
     with path.open() as f:
         records = list(csv.DictReader(f))
     front = {str(r["trial_id"]) for r in pareto["front"]}
-    cols = [c for c in ("trial_id", "status", "accuracy", "test_accuracy", "latency_ms", "size_mb", "base", "layers",
+    cols = [c for c in ("trial_id", "status", "origin", "accuracy", "test_accuracy", "latency_ms", "size_mb", "base", "layers",
                         "heads", "ffn", "hidden", "hidden_size", "importance", "temperature", "alpha", "hidden_weight", "lr", "epochs",
                         "num_parameters", "trial_seconds") if records and c in records[0]]
     rows, classes = [], []
@@ -247,7 +247,19 @@ def _trials(search_dir: Path, pareto: dict, chosen_trial: str) -> str:
         rows.append(cells)
         tid = str(r["trial_id"])
         classes.append("chosen" if tid == chosen_trial else "front" if tid in front else "")
-    return f'<div class="scroll">{_table(cols, rows, classes, left=2)}</div>'
+    return f'<div class="scroll">{_table(cols, rows, classes, left=3)}</div>'
+
+
+def _far_below(pareto: dict) -> str:
+    """The trials far under the small model fine-tuned directly, each with why it was tried."""
+    far = pareto.get("below_reference")
+    if not far or not far["trials"]:
+        return ""
+    items = "".join(f"<li>trial {html.escape(str(t['trial_id']))} ({html.escape(t['shape'])}): validation "
+                    f"{t['accuracy']:.4f}; {html.escape(t['why'])}</li>" for t in far["trials"])
+    return (f'<p class="note">{len(far["trials"])} trial(s) ended more than {100 * far["margin"]:.0f} points under '
+            f'{html.escape(str(far["model"]))} fine-tuned directly (validation {far["validation_accuracy"]:.4f}). '
+            f'Why each was tried:</p><ul class="note">{items}</ul>')
 
 
 def write_report(out: Path, summary: dict, pareto: dict, manifests: dict) -> Path:
@@ -317,7 +329,9 @@ objective ({', '.join(pareto['objectives'])}); validation accuracy, ONNX fp32 la
 {_confusion(manifests[w['name']])}
 </section>
 <section id="trials"><h2>All trials</h2>
-<p class="note">Sorted by latency; accuracy is on the validation split, as the search saw it. Orange: on the Pareto front. Green: the chosen winner's trial.</p>
+<p class="note">Sorted by latency; accuracy is on the validation split, as the search saw it. Orange: on the Pareto front. Green: the chosen winner's trial.
+<i>origin</i>: why the trial was tried.</p>
+{_far_below(pareto)}
 {_trials(out / 'search', pareto, str(chosen['trial_id']))}
 </section>
 <section id="job"><h2>Job</h2>

@@ -75,3 +75,22 @@ def test_the_steering_survives_a_save_and_restore(tmp_path):
     again.on_trial_complete("4", {"accuracy": x, "latency_ms": float("nan")})  # NaN: not a constraint Optuna refuses
     assert again._limits == {"min_speedup": ("latency_ms", 0.2)}
     assert [t.constraints for t in again._ot_study.trials][-1] == {"min_speedup": 0.0} and len(again._ot_study.trials) == 5
+
+
+def test_each_trial_says_why_it_was_tried_across_a_restore(tmp_path):
+    """Enqueued points keep their reason; the sampler's draws are named after it, also after --resume."""
+    from slimtune.searching.driver import _sampler
+    from slimtune.searching.steer import BUDGET, ORIGIN, ZERO_LAYER, SteeredOptunaSearch, why_tried
+
+    searcher = SteeredOptunaSearch(space=_space, metric=["accuracy", "latency_ms"], mode=["max", "min"],
+                                   sampler=_sampler("tpe", 0, 6), limits={}, drawn_by="tpe",
+                                   points=[({"x": 0.0}, ZERO_LAYER), ({"x": 0.9}, BUDGET)])
+    first = [searcher.suggest(str(i)) for i in range(3)]
+    assert [(c["x"], c[ORIGIN]) for c in first[:2]] == [(0.0, ZERO_LAYER), (0.9, BUDGET)] and first[2][ORIGIN] == "tpe"
+    for i, c in enumerate(first):
+        searcher.on_trial_complete(str(i), {"accuracy": c["x"], "latency_ms": c["x"]})
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    again = SteeredOptunaSearch(space=_space, metric=["accuracy", "latency_ms"], mode=["max", "min"], limits={})
+    again.restore(str(tmp_path / "searcher.pkl"))
+    assert again.suggest("3")[ORIGIN] == "tpe" and len(again._ot_study.trials) == 4  # the points were not enqueued again
+    assert "zero-layer student" in why_tried(ZERO_LAYER) and why_tried("tpe").startswith("drawn by the tpe sampler")

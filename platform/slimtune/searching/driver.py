@@ -459,13 +459,13 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
     live, and every slower student has to beat it to earn its latency. With `steer_speedup` and the
     search's teacher (`shared`), the deepest student timed within it comes next (searching.anchor)."""
     from slimtune.searching.anchor import budget_point, describe_shape, shape_timer
-    from slimtune.searching.steer import SteeredOptunaSearch
+    from slimtune.searching.steer import BUDGET, ZERO_LAYER, SteeredOptunaSearch
 
     seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
     zero = zero_layer_point(space, info)
     if zero:
         log.info("trial 1 is the zero-layer student (the teacher's embeddings, a mean, a head)")
-    points = [zero] if zero else []
+    points = [(zero, ZERO_LAYER)] if zero else []
     if spec.steer_speedup is not None and shared is not None:
         log.info(f"timing the deepest students of the space that may run {spec.steer_speedup:g}x faster than the teacher")
         timer = shape_timer(shared.tokenizer_dir, shared.teacher_config, shared.teacher_shape, shared.seq,
@@ -477,7 +477,7 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
             anchor = None
         if anchor:
             params, candidate, measured = anchor
-            points.append(params)
+            points.append((params, BUDGET))
             log.info(f"trial {len(points)} is the deepest of them within it: {describe_shape(candidate, info)}, "
                      f"{measured:.1f}x measured untrained")
     limits = steering_limits(spec, space, info)
@@ -487,7 +487,7 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
     return SteeredOptunaSearch(space=SpaceAdapter(space, info), metric=list(spec.objectives),
                                mode=[OBJECTIVES[o] for o in spec.objectives],
                                sampler=_sampler(spec.sampler, seed, spec.trials),
-                               seed=seed, points_to_evaluate=points or None, limits=limits)
+                               seed=seed, points=points, drawn_by=spec.sampler, limits=limits)
 
 
 def run_search(spec: SearchSpec, data=None) -> SearchResult:

@@ -12,6 +12,12 @@ from pathlib import Path
 
 from slimtune import log
 from slimtune.searching.space import KNOBS
+from slimtune.searching.steer import ORIGIN, why_tried
+
+FAR_BELOW = 0.10
+"""A trial this far under the reference's validation accuracy (the small model fine-tuned
+directly) is listed with the reason it was tried: a student a user would not pick unless the
+search says why it was in it."""
 
 METRICS = ("accuracy", "test_accuracy", "latency_ms", "latency_ms_predicted", "size_mb", "num_parameters", "encoder_flops", "num_layers",
            "trial_seconds", "lr", "vocab_size", "hidden_size")
@@ -24,6 +30,7 @@ def _rows(results) -> tuple[list[dict], dict]:
         row = {"trial_id": metrics.get("trial_id") or Path(result.path).name.split("_")[1] if result.path else "",
                "status": "error" if result.error else ("finished" if "accuracy" in metrics else "incomplete")}
         row.update({k: (result.config or {}).get(k) for k in KNOBS})
+        row[ORIGIN] = (result.config or {}).get(ORIGIN)
         row.update({k: metrics.get(k) for k in METRICS})
         row["model_path"] = None
         rows.append(row)
@@ -98,6 +105,34 @@ def emptied_by(finished: list[dict], constraints, teacher: dict) -> dict[str, in
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def below_reference(finished: list[dict], reference_dir: str | None) -> dict | None:
+    """The finished trials more than FAR_BELOW under the reference's validation accuracy, each with
+    why it was tried; None without a reference that recorded its validation accuracy."""
+    metrics = {}
+    for path in ([Path(reference_dir) / "metrics.json", Path(reference_dir).parent / "metrics.json"]
+                 if reference_dir else []):  # `slimtune finetune`'s out folder, or its model folder
+        try:
+            metrics = json.loads(path.read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    accuracy = (metrics.get("validation") or {}).get("accuracy")
+    if accuracy is None:
+        return None
+    far = [{"trial_id": r["trial_id"], "accuracy": r["accuracy"], "shape": _shape(r), "origin": r.get(ORIGIN),
+            "why": why_tried(r.get(ORIGIN))}
+           for r in sorted(finished, key=lambda r: r["accuracy"]) if r["accuracy"] < accuracy - FAR_BELOW]
+    return {"model": metrics.get("model") or reference_dir, "validation_accuracy": accuracy, "margin": FAR_BELOW,
+            "trials": far}
+
+
+def _shape(row: dict) -> str:
+    base = "" if row.get("base") in (None, "teacher") else f" of {Path(str(row['base'])).name}"
+    layers = "all layers" if row.get("layers") is None else f"{row['layers']} layers"
+    return (f"{layers}{base}, heads {_cell(row.get('heads'))}, FFN {_cell(row.get('ffn'))} removed"
+            + (f", hidden {_cell(row['hidden'])}" if row.get("hidden") else "") + f", {row.get('epochs')} epoch(s)")
+
+
 def write_outputs(spec, space, results, teacher: dict, out: Path, seconds: float) -> dict:
     import pandas as pd
 
@@ -121,6 +156,7 @@ def write_outputs(spec, space, results, teacher: dict, out: Path, seconds: float
                "constraints": constraints.as_dict(),
                "limits": {k: {"metric": m, "bound": b} for k, (m, b) in constraints.limits(teacher).items()},
                "emptied_by": emptied_by(finished, constraints, teacher) if not front else {},
+               "below_reference": below_reference(finished, spec.reference),
                "trials_finished": len(finished), "trials_failed": sum(r["status"] == "error" for r in rows),
                "seconds": seconds, "sampler": spec.sampler, "seed": spec.seed, "sampler_seed": spec.sampler_seed,
                "space": space.name}
@@ -137,6 +173,12 @@ def write_outputs(spec, space, results, teacher: dict, out: Path, seconds: float
     for r in sorted(front, key=lambda r: r["latency_ms"]):
         log.info(f"{str(r['trial_id']):>10} {str(r['layers']):>6} {_cell(r['heads'])[:5]:>5} {_cell(r['ffn'])[:5]:>5} "
                  f"{r['accuracy']:>8.4f} {r['test_accuracy']:>8.4f} {r['latency_ms']:>7.2f} {r['speedup_vs_teacher']:>8.2f}")
+    far = summary["below_reference"]
+    if far and far["trials"]:
+        log.info(f"{len(far['trials'])} of {len(finished)} trials ended more than {100 * FAR_BELOW:.0f} points under "
+                 f"{far['model']} fine-tuned directly (validation {far['validation_accuracy']:.4f}); why each was tried:")
+        for t in far["trials"]:
+            log.info(f"  trial {t['trial_id']} ({t['shape']}): validation {t['accuracy']:.4f}; {t['why']}")
     return summary
 
 

@@ -5,6 +5,9 @@ meets them all, so later trials are drawn where the constraints hold (a user's "
 than my teacher" then gets more of the search's budget). Tune's OptunaSearch tells Optuna only the
 objectives; the searcher below also sets each finished trial's constraint values on its Optuna
 trial (`Trial.set_constraint`, Optuna 5's way), before telling Optuna the result.
+
+It also records why each trial was tried (`ORIGIN` in the trial's config): a point the search
+enqueued on purpose, or the sampler's draw, so a report can say why a poor student was trained.
 """
 
 from __future__ import annotations
@@ -28,12 +31,45 @@ def violations(metrics: dict, limits: dict[str, tuple[str, float]]) -> dict[str,
     return values
 
 
-class SteeredOptunaSearch(OptunaSearch):
-    """OptunaSearch that hands the sampler each finished trial's constraint values."""
+ORIGIN = "origin"
+"""The config key that says how a trial came to be tried: the reason a `points` entry gives, else
+the sampler's name. The trainable reads only the knobs; the search's outputs read this."""
+ZERO_LAYER, BUDGET = "zero-layer", "budget"
+_WHY = {ZERO_LAYER: "the zero-layer student, tried first in every search: the fastest model the space holds, "
+                    "which every slower student must beat to earn its latency",
+        BUDGET: "the deepest student of the space timed within the speed-up the winner needs (winners.min_speedup), "
+                "tried early so that band of the front is not left empty"}
 
-    def __init__(self, *args, limits: dict[str, tuple[str, float]], **kwargs):
+
+def why_tried(origin: str | None) -> str:
+    """A trial's origin in words, for the search's log and the job's report."""
+    if origin in _WHY:
+        return _WHY[origin]
+    return f"drawn by the {origin} sampler, exploring the space" if origin else "from a search older than this record"
+
+
+class SteeredOptunaSearch(OptunaSearch):
+    """OptunaSearch that hands the sampler each finished trial's constraint values, and tells each
+    trial why it was tried: `points` (params, reason) are enqueued first, with their reason."""
+
+    def __init__(self, *args, limits: dict[str, tuple[str, float]], points: list[tuple[dict, str]] = (),
+                 drawn_by: str = "sampler", **kwargs):
+        self._points = list(points)  # before super(): it sets the study up, which enqueues them
+        self._drawn_by = drawn_by
         super().__init__(*args, **kwargs)
         self._limits = dict(limits)  # saved and restored with the searcher's __dict__ on --resume
+
+    def _setup_study(self, mode):
+        super()._setup_study(mode)
+        for params, reason in self._points:  # Tune's points_to_evaluate would drop the reason
+            self._ot_study.enqueue_trial(params, user_attrs={ORIGIN: reason})
+
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        trial = self._ot_trials.get(trial_id)
+        if isinstance(config, dict) and trial is not None:
+            config[ORIGIN] = trial.user_attrs.get(ORIGIN, getattr(self, "_drawn_by", "sampler"))
+        return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         trial = self._ot_trials.get(trial_id)
