@@ -127,7 +127,9 @@ def below_reference(finished: list[dict], reference_dir: str | None) -> dict | N
 
 
 def _shape(row: dict) -> str:
-    base = "" if row.get("base") in (None, "teacher") else f" of {Path(str(row['base'])).name}"
+    path = Path(str(row.get("base")))
+    name = path.parent.name if path.name == "model" else path.name  # a job's OUT/reference/model: "reference"
+    base = "" if row.get("base") in (None, "teacher") else f" of {name}"
     layers = "all layers" if row.get("layers") is None else f"{row['layers']} layers"
     return (f"{layers}{base}, heads {_cell(row.get('heads'))}, FFN {_cell(row.get('ffn'))} removed"
             + (f", hidden {_cell(row['hidden'])}" if row.get("hidden") else "") + f", {row.get('epochs')} epoch(s)")
