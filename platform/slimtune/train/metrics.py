@@ -25,3 +25,9 @@ def metrics_from_confusion(matrix) -> dict[str, float]:
         "accuracy": float(true_pos.sum() / total) if total else 0.0,
         "f1_macro": float(f1[present].mean()) if present.any() else 0.0,
     }
+
+
+def metrics_from_logits(labels, logits, num_labels: int) -> dict:
+    """Accuracy, macro-F1 and the confusion matrix (as lists) of (examples, labels) logits."""
+    confusion = confusion_matrix(labels, np.asarray(logits).argmax(-1), num_labels)
+    return {**metrics_from_confusion(confusion), "confusion": confusion.tolist()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slimtune.models.load import num_parameters, size_mb
 from slimtune.models.surgery import encoder_flops
 from slimtune.train.loop import evaluate
-from slimtune.train.metrics import confusion_matrix, metrics_from_confusion
+from slimtune.train.metrics import metrics_from_logits
 
 
 def model_metrics(model, test_split, num_labels: int, pad_token_id: int, seq_len: int = 128,
@@ -16,8 +16,7 @@ def model_metrics(model, test_split, num_labels: int, pad_token_id: int, seq_len
     if logits is None:
         test = evaluate(model, test_split, num_labels, pad_token_id, batch_size=batch_size)
     else:
-        test = {"confusion": confusion_matrix(test_split.labels, logits.argmax(-1).numpy(), num_labels).tolist()}
-        test.update(metrics_from_confusion(test["confusion"]))
+        test = metrics_from_logits(test_split.labels, logits.numpy(), num_labels)
     return {
         "accuracy": test["accuracy"],
         "f1_macro": test["f1_macro"],
