@@ -86,7 +86,7 @@ class _Counting:
             raise KeyboardInterrupt("killed")
 
 
-def test_logits_cache_resumes_a_killed_pass_and_computes_only_new_texts(tmp_path, monkeypatch):
+def test_logits_cache_resumes_a_killed_pass_and_computes_only_new_texts(tmp_path, monkeypatch, capfd):
     import slimtune.distillation.cache as cache
 
     monkeypatch.setattr(cache, "SHARD_ROWS", 64)  # several shards from a small set
@@ -102,9 +102,11 @@ def test_logits_cache_resumes_a_killed_pass_and_computes_only_new_texts(tmp_path
         teacher_logits(teacher, str(teacher_dir), split, tok.pad_token_id)
     kill.fail_after = None
     kill.calls = 0
+    capfd.readouterr()
     logits = teacher_logits(teacher, str(teacher_dir), split, tok.pad_token_id)
     assert torch.allclose(logits, expected, atol=1e-5)
     unique = len(set(map(tuple, split.input_ids)))
+    assert f"over {unique - 2 * 64:,} texts (128 from the cache)" in capfd.readouterr().err
     assert kill.calls == -(-(unique - 2 * 64) // 64)  # only what the killed pass had not written
     kill.calls = 0
     again = teacher_logits(teacher, str(teacher_dir), split, tok.pad_token_id)
@@ -112,6 +114,10 @@ def test_logits_cache_resumes_a_killed_pass_and_computes_only_new_texts(tmp_path
     grown = encode(list(frame["text"]) + ["sunny sunny storm brand", "bitter calm"], [UNLABELED] * 302, tok, 32)
     teacher_logits(teacher, str(teacher_dir), grown, tok.pad_token_id)
     assert kill.calls == 1  # the two new texts only
+    twice = encode(list(frame["text"][:5]) * 2 + ["storm calm brand"], [UNLABELED] * 11, tok, 32)
+    capfd.readouterr()
+    teacher_logits(teacher, str(teacher_dir), twice, tok.pad_token_id)
+    assert "over 1 texts (5 from the cache)" in capfd.readouterr().err  # texts, not rows
 
 
 def test_distillation_learns_from_the_transfer_set(trained_tiny_dir, tiny_model_dir, texts_csv, tmp_path):

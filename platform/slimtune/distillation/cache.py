@@ -90,7 +90,8 @@ def teacher_logits(teacher, teacher_dir: str, split, pad_token_id: int) -> torch
                 where.setdefault(k, i)
             rows = [where[k] for k in missing]
             shards = math.ceil(len(rows) / SHARD_ROWS)
-            note = f" ({len(keys) - len(rows):,} from the cache)" if len(rows) < len(keys) else ""
+            hits = len(set(where) & known.keys())  # texts, not rows: a split may hold a text twice
+            note = f" ({hits:,} from the cache)" if hits else ""
             log.info(f"teacher logits over {len(rows):,} texts{note}: {shards} shard(s) of {SHARD_ROWS:,}")
             started = time.perf_counter()
             for n, start in enumerate(range(0, len(rows), SHARD_ROWS)):
