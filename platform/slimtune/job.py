@@ -3,9 +3,9 @@ CLI and the Python API build (see slimtune.settings), checked whole before any w
 
     model, out, teacher, storage   the job's own keys
     reference                      a small pretrained model fine-tuned directly with the finetune
-                                   settings (finetune.lr only where it is as wide as the teacher,
-                                   else its own width's default): what a user would do without
-                                   slimtune, in the report
+                                   settings (finetune.lr, when the job fine-tunes its teacher, only
+                                   where it is as wide as the teacher, else its own width's
+                                   default): what a user would do without slimtune, in the report
     data:      DataSpec      (source, text_column, label_column, max_train_samples, seed, unlabeled,
                               max_unlabeled_samples, truncation, ...)
     finetune:  FinetuneSpec  (epochs, batch_size, lr, max_length, workers, use_gpu, ...)

@@ -100,7 +100,7 @@ def _reference_stage(job: JobSpec, data, teacher: Result) -> Result | None:
     spec = job.reference
     if spec.max_length is None and teacher.metrics.get("max_length"):  # what the teacher read, not its own pick
         spec = replace(spec, max_length=teacher.metrics["max_length"])
-    if spec.train.lr is not None:
+    if spec.train.lr is not None and not job.teacher:  # with `teacher:` given, finetune.lr is the reference's alone
         spec = _own_lr(spec, teacher.path)
     return Result(str(folder), run_finetune(spec, data))
 
@@ -111,8 +111,8 @@ def _own_lr(reference, teacher_dir: str):
     is 2e-4, and the baseline the winners must beat would be weaker than what a user would fit."""
     from slimtune.models import load_config, resolve_model
 
-    width = lambda name: load_config(resolve_model(name, "job: reference"), "job: reference").hidden_size  # noqa: E731
-    mine, teachers = width(reference.model), width(teacher_dir)
+    width = lambda name, key: load_config(resolve_model(name, key), key).hidden_size  # noqa: E731
+    mine, teachers = width(reference.model, "job: reference"), width(teacher_dir, "job: model")
     if mine == teachers:
         return reference
     log.info(f"reference: learning rate by its own width {mine} (finetune.lr {reference.train.lr:g} is the "

@@ -247,7 +247,7 @@ def _trials(search_dir: Path, pareto: dict, chosen_trial: str) -> str:
         rows.append(cells)
         tid = str(r["trial_id"])
         classes.append("chosen" if tid == chosen_trial else "front" if tid in front else "")
-    return f'<div class="scroll">{_table(cols, rows, classes, left=3)}</div>'
+    return f'<div class="scroll">{_table(cols, rows, classes, left=cols.index("accuracy") if "accuracy" in cols else 2)}</div>'
 
 
 def _far_below(pareto: dict) -> str:
@@ -330,7 +330,7 @@ objective ({', '.join(pareto['objectives'])}); validation accuracy, ONNX fp32 la
 </section>
 <section id="trials"><h2>All trials</h2>
 <p class="note">Sorted by latency; accuracy is on the validation split, as the search saw it. Orange: on the Pareto front. Green: the chosen winner's trial.
-<i>origin</i>: why the trial was tried.</p>
+<i>origin</i> (where recorded): why the trial was tried.</p>
 {_far_below(pareto)}
 {_trials(out / 'search', pareto, str(chosen['trial_id']))}
 </section>

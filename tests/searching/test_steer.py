@@ -94,3 +94,29 @@ def test_each_trial_says_why_it_was_tried_across_a_restore(tmp_path):
     again.restore(str(tmp_path / "searcher.pkl"))
     assert again.suggest("3")[ORIGIN] == "tpe" and len(again._ot_study.trials) == 4  # the points were not enqueued again
     assert "zero-layer student" in why_tried(ZERO_LAYER) and why_tried("tpe").startswith("drawn by the tpe sampler")
+    del searcher._drawn_by, searcher._points  # a searcher pickled before origins were recorded
+    searcher.save(str(tmp_path / "old.pkl"))
+    old = object.__new__(SteeredOptunaSearch)  # as Tuner.restore unpickles it: no __init__
+    old.restore(str(tmp_path / "old.pkl"))
+    assert old.suggest("5")[ORIGIN] is None and why_tried(None).startswith("not recorded")
+
+
+def test_trials_far_under_the_reference_are_listed_with_why(trained_tiny_dir):
+    """The reference's validation accuracy from its `slimtune finetune` metrics; a trial more than
+    10 points under it is listed with its reason, one within 10 points is not."""
+    import json
+
+    from slimtune.searching.report import below_reference
+    from slimtune.searching.steer import ZERO_LAYER, why_tried
+
+    val = json.loads((trained_tiny_dir / "metrics.json").read_text())["validation"]["accuracy"]
+    rows = [{"trial_id": "a", "accuracy": val - 0.11, "origin": ZERO_LAYER, "layers": 0, "epochs": 1},
+            {"trial_id": "b", "accuracy": val - 0.09, "origin": "tpe", "layers": 2, "epochs": 1},
+            {"trial_id": "c", "accuracy": val - 0.30, "origin": "tpe", "base": str(trained_tiny_dir / "model"),
+             "layers": 1, "heads": 0.5, "epochs": 2}]
+    for where in (trained_tiny_dir, trained_tiny_dir / "model"):  # the out folder or its model folder
+        far = below_reference(rows, str(where))
+        assert far["validation_accuracy"] == val and [t["trial_id"] for t in far["trials"]] == ["c", "a"]
+        assert [t["why"] for t in far["trials"]] == [why_tried("tpe"), why_tried(ZERO_LAYER)]
+        assert far["trials"][0]["shape"].startswith(f"1 layers of {trained_tiny_dir.name}")
+    assert below_reference(rows, None) is None

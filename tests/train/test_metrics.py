@@ -19,7 +19,7 @@ def test_absent_class_is_ignored():
     assert m == {"accuracy": 1.0, "f1_macro": 1.0}
 
 
-def test_finetune_scores_the_test_split_through_the_logits_cache(trained_tiny_dir, texts_csv):
+def test_finetune_scores_the_test_split_through_the_logits_cache(tiny_model_dir, texts_csv, tmp_path):
     """`slimtune finetune` leaves its test logits in the cache under the saved weights, so the first
     distillation from this teacher does not run it over the test texts again; its figures are a
     plain evaluation's."""
@@ -30,8 +30,12 @@ def test_finetune_scores_the_test_split_through_the_logits_cache(trained_tiny_di
     from slimtune.distillation.cache import _read_shards, row_keys, teacher_key
     from slimtune.models import load_classifier, load_tokenizer
     from slimtune.models.builtin import cache_dir
-    from slimtune.train.loop import evaluate
+    from slimtune.train.finetune import FinetuneSpec, run_finetune
+    from slimtune.train.loop import TrainSpec, evaluate
 
+    trained_tiny_dir = tmp_path / "trained"  # its own weights: no other test has cached them
+    run_finetune(FinetuneSpec(str(tiny_model_dir), DataSpec(str(texts_csv)), str(trained_tiny_dir),
+                              TrainSpec(epochs=1, batch_size=16, lr=3e-3), max_length=32, workers=0))
     model_dir = str(trained_tiny_dir / "model")
     data, tok = load_data(DataSpec(str(texts_csv))), load_tokenizer(model_dir)
     test = encode_data(data, tok, 32)["test"]

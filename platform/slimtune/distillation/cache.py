@@ -75,6 +75,8 @@ def teacher_logits(teacher, teacher_dir: str, split, pad_token_id: int) -> torch
     The cache holds shards of (row key, logits) under the teacher's key; any shard's rows serve any
     split, so a changed or grown transfer set computes only its new texts, and a run killed during
     the teacher's pass resumes from the shards it wrote (each written atomically)."""
+    if len(split) == 0:
+        return torch.empty(0, teacher.config.num_labels)
     labelled = split.labelled()
     if labelled < len(split):  # said once here for every stage that distils with a transfer set
         log.info(f"distilling on {labelled:,} labelled rows and {len(split) - labelled:,} transfer texts "

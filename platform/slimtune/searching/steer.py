@@ -35,17 +35,17 @@ ORIGIN = "origin"
 """The config key that says how a trial came to be tried: the reason a `points` entry gives, else
 the sampler's name. The trainable reads only the knobs; the search's outputs read this."""
 ZERO_LAYER, BUDGET = "zero-layer", "budget"
-_WHY = {ZERO_LAYER: "the zero-layer student, tried first in every search: the fastest model the space holds, "
+_WHY = {ZERO_LAYER: "the zero-layer student, tried first wherever the space holds one: the fastest model there, "
                     "which every slower student must beat to earn its latency",
-        BUDGET: "the deepest student of the space timed within the speed-up the winner needs (winners.min_speedup), "
-                "tried early so that band of the front is not left empty"}
+        BUDGET: "the deepest student of the space timed within the speed-up the search steers to (search.steer_speedup, "
+                "or winners.min_speedup), tried early so that band of the front is not left empty"}
 
 
 def why_tried(origin: str | None) -> str:
     """A trial's origin in words, for the search's log and the job's report."""
     if origin in _WHY:
         return _WHY[origin]
-    return f"drawn by the {origin} sampler, exploring the space" if origin else "from a search older than this record"
+    return f"drawn by the {origin} sampler, exploring the space" if origin else "not recorded (the search began before slimtune recorded why a trial was tried)"
 
 
 class SteeredOptunaSearch(OptunaSearch):
@@ -53,7 +53,7 @@ class SteeredOptunaSearch(OptunaSearch):
     trial why it was tried: `points` (params, reason) are enqueued first, with their reason."""
 
     def __init__(self, *args, limits: dict[str, tuple[str, float]], points: list[tuple[dict, str]] = (),
-                 drawn_by: str = "sampler", **kwargs):
+                 drawn_by: str | None = None, **kwargs):
         self._points = list(points)  # before super(): it sets the study up, which enqueues them
         self._drawn_by = drawn_by
         super().__init__(*args, **kwargs)
@@ -68,7 +68,7 @@ class SteeredOptunaSearch(OptunaSearch):
         config = super().suggest(trial_id)
         trial = self._ot_trials.get(trial_id)
         if isinstance(config, dict) and trial is not None:
-            config[ORIGIN] = trial.user_attrs.get(ORIGIN, getattr(self, "_drawn_by", "sampler"))
+            config[ORIGIN] = trial.user_attrs.get(ORIGIN, getattr(self, "_drawn_by", None))  # None: pickled before
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
