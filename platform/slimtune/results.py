@@ -3,7 +3,9 @@ stage wrote (metrics.json, pareto.json, a bundle's manifest.json or a job's summ
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -27,3 +29,14 @@ class SearchResult(Result):
     def teacher(self) -> dict:
         """The teacher measured as every trial is (validation accuracy, latency_ms, size_mb, ...)."""
         return self.metrics["teacher"]
+
+
+def stage_metrics(model_dir: str) -> dict:
+    """metrics.json of the stage that wrote a model: `model_dir` is its out folder or, as a model
+    path resolves to, the `model/` folder inside it; {} where neither holds a readable one."""
+    for path in (Path(model_dir) / "metrics.json", Path(model_dir).parent / "metrics.json"):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return {}

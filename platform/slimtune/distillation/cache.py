@@ -94,7 +94,12 @@ def teacher_logits(teacher, teacher_dir: str, split, pad_token_id: int) -> torch
             shards = math.ceil(len(rows) / SHARD_ROWS)
             hits = len(set(where) & known.keys())  # texts, not rows: a split may hold a text twice
             note = f" ({hits:,} from the cache)" if hits else ""
-            log.info(f"teacher logits over {len(rows):,} texts{note}: {shards} shard(s) of {SHARD_ROWS:,}")
+            # any model's pass, not only a teacher's (finetune scores its test split here); named by its
+            # folder: a stage's OUT/model is named by OUT
+            path = Path(teacher_dir)
+            name = path.parent.name if path.name == "model" else path.name
+            log.info(f"logits of {name} over {len(rows):,} texts{note}, cached for distillation: {shards} shard(s) "
+                     f"of {SHARD_ROWS:,}")
             started = time.perf_counter()
             for n, start in enumerate(range(0, len(rows), SHARD_ROWS)):
                 part = rows[start : start + SHARD_ROWS]
@@ -103,7 +108,7 @@ def teacher_logits(teacher, teacher_dir: str, split, pad_token_id: int) -> torch
                 known.update(zip(keys[part].tolist(), logits))
                 if shards > 1:
                     left = (time.perf_counter() - started) / (n + 1) * (shards - n - 1)
-                    log.info(f"teacher logits: shard {n + 1}/{shards} written, eta {log.format_seconds(left)}")
+                    log.info(f"logits: shard {n + 1}/{shards} written, eta {log.format_seconds(left)}")
     return torch.stack([known[k] for k in keys.tolist()]).float()
 
 

@@ -24,7 +24,7 @@ from typing import Callable
 from slimtune import log
 from slimtune.data import DataSpec, as_data_spec
 from slimtune.errors import SlimtuneError
-from slimtune.results import SearchResult
+from slimtune.results import SearchResult, stage_metrics
 from slimtune.searching.space import KNOBS, Constraints, SearchSpace, TeacherInfo, candidate_from, load_space
 from slimtune.storage import ensure_writable, join
 from slimtune.storage import resolve as resolve_storage
@@ -251,11 +251,7 @@ def _gives_zero_layers(space: SearchSpace, teacher: TeacherInfo, point: dict, se
 
 def _finetune_test_accuracy(teacher_dir: str, fingerprint: str, max_length: int, truncation: str) -> float | None:
     """The teacher's test accuracy from its `slimtune finetune` metrics, when they are of this data."""
-    path = Path(teacher_dir).parent / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    metrics = stage_metrics(teacher_dir)
     same = (metrics.get("data", {}).get("fingerprint") == fingerprint and metrics.get("max_length") == max_length
             and metrics.get("truncation", "head") == truncation)
     return metrics.get("accuracy") if same else None

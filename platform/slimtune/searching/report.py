@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from slimtune import log
+from slimtune.results import stage_metrics
 from slimtune.searching.space import KNOBS
 from slimtune.searching.steer import ORIGIN, why_tried
 
@@ -108,14 +109,7 @@ def emptied_by(finished: list[dict], constraints, teacher: dict) -> dict[str, in
 def below_reference(finished: list[dict], reference_dir: str | None) -> dict | None:
     """The finished trials more than FAR_BELOW under the reference's validation accuracy, each with
     why it was tried; None without a reference that recorded its validation accuracy."""
-    metrics = {}
-    for path in ([Path(reference_dir) / "metrics.json", Path(reference_dir).parent / "metrics.json"]
-                 if reference_dir else []):  # `slimtune finetune`'s out folder, or its model folder
-        try:
-            metrics = json.loads(path.read_text())
-            break
-        except (OSError, ValueError):
-            continue
+    metrics = stage_metrics(reference_dir) if reference_dir else {}
     accuracy = (metrics.get("validation") or {}).get("accuracy")
     if accuracy is None:
         return None
