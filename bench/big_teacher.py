@@ -10,11 +10,15 @@ rows are labelled, which are held out; default the job's own):
 (a) MiniLM-L6 fine-tuned directly: the job's `reference`, the same labelled rows, epochs and patience;
 (b) MiniLM-L6 distilled from the job's MPNet teacher with the reference's budget (logits and hidden
     states), once on the labelled rows plus the job's transfer set (its other training texts, labels
-    hidden, and `data.unlabeled`) and once on the labelled rows alone: what the transfer set adds.
+    hidden, and `data.unlabeled`) and once on the labelled rows alone: what the transfer set adds;
+    where the job's linear model teaches beside MPNet (`alternatives.teach`, auto: on 20news it
+    does), a third time with it, as the job's own students learn.
 Every bundle (fp32 and int8) is timed in turns in one process at 1 thread, batch 1, the export's
 length; test accuracy comes from the bundles themselves. Per seed it prints them side by side, the
-search's front, and whether a winner dominates (a) and (b); then, over the seeds, the chosen
-winner's mean test accuracy against (a)'s and its speed-up over the teacher, and a JSON line.
+search's front, whether a winner dominates (a) and (b), and the linear TF-IDF model beside the
+chosen winner (both timed from text by the job's compare stage); then, over the seeds, the chosen
+winner's mean test accuracy against (a)'s and the linear model's, its speed-up over the teacher,
+and a JSON line.
 
 The harder data set is the 20 newsgroups with MPNet at 1e-4 (at the job's 5e-5 its 189 steps
 underfit 20 classes; the reference keeps its own width's rate, 2e-4):
@@ -32,6 +36,7 @@ import time
 from pathlib import Path
 
 DIRECT, DISTILLED, LABELLED_ONLY = "(a) reference, fine-tuned", "(b) distilled", "(b) distilled, labelled only"
+BLENDED = "(b) distilled, + linear teacher"
 
 
 def run_seed(args, seed: int | None, folder: Path) -> dict:
@@ -51,13 +56,16 @@ def run_seed(args, seed: int | None, folder: Path) -> dict:
 
     d, t = job.data, job.finetune.train
     bundles = {"teacher": Path(job.out) / "teacher_bundle", DIRECT: Path(job.out) / "reference_bundle"}
-    for name, tag, transfer in ((DISTILLED, "distilled", d.max_unlabeled_samples),
-                                (LABELLED_ONLY, "distilled-labelled", 0)):
+    arms = [(DISTILLED, "distilled", d.max_unlabeled_samples, None), (LABELLED_ONLY, "distilled-labelled", 0, None)]
+    if summary["stages"]["alternatives"].get("teach", {}).get("on"):  # what the job's students learned from
+        arms.append((BLENDED, "distilled-blend", d.max_unlabeled_samples, str(Path(job.out) / "alternatives" / "linear")))
+    for name, tag, transfer, linear in arms:
         model, bundle = folder / tag, folder / f"{tag}_bundle"
         if not (model / "metrics.json").exists():  # the job's data section, the transfer set as the arm says
             slimtune.distill(teacher=job.teacher_dir, student=job.reference.model, out=str(model), epochs=t.epochs,
                              patience=t.patience, batch_size=t.batch_size, hidden_weight=0.5, workers=0,
-                             max_length=job.finetune.max_length, data=d, max_unlabeled_samples=transfer)
+                             max_length=job.finetune.max_length, data=d, max_unlabeled_samples=transfer,
+                             linear_teacher=linear)
         if not (bundle / "manifest.json").exists():
             slimtune.export(model=str(model), out=str(bundle), threads=1, seq=job.export.seq, data=d)
         bundles[name] = bundle
@@ -97,17 +105,25 @@ def run_seed(args, seed: int | None, folder: Path) -> dict:
                 and rows[f"{w}|{kind}"]["latency_ms"] <= ref["latency_ms"]]
 
     verdict = {f"{target}|{kind}": dominated_by_front(target, kind)
-               for target in (DIRECT, DISTILLED, LABELLED_ONLY) for kind in ("fp32", "int8")}
+               for target in (DIRECT, DISTILLED, LABELLED_ONLY, BLENDED) if target in bundles for kind in ("fp32", "int8")}
     for key, members in verdict.items():
         print(f"winner at least as accurate and as fast as {key}: {', '.join(members) or 'none'}", file=sys.stderr)
     chosen = summary["winner"]
+    # the user's cheapest alternative, timed by the job's compare stage from text to label (tokenizing
+    # included, as it is for the linear model's TF-IDF), beside the chosen winner timed the same way
+    linear = next((a for a in summary["alternatives"] if a["kind"] == "linear"), None)
+    if linear:
+        print(f"from text to label (the job's compare stage): linear TF-IDF test {linear['test_accuracy']:.4f} at "
+              f"{linear['latency_ms']:.2f} ms, {linear['size_mb']:.1f} MB; chosen {chosen['name']} "
+              f"{chosen['test_accuracy']:.4f} at {chosen['latency_ms_text']:.2f} ms", file=sys.stderr)
     print(f"job: {job_seconds / 60:.1f} min this run (total {summary['total_seconds'] / 60:.1f} min); chosen "
           f"{chosen['name']}: {chosen['speedup_vs_teacher_fp32']:.2f}x at {100 * chosen['accuracy_vs_teacher_fp32']:.1f}% "
           "of the teacher's test accuracy", file=sys.stderr)
     return {"seed": d.seed, "rows": rows, "dominated_by": verdict, "front": front,
             "data": summary["data"], "teacher_epochs": len(summary["stages"]["teacher"].get("history") or []),
             "job_total_seconds": summary["total_seconds"], "chosen": chosen,
-            "chosen_test_accuracy": rows[f"(c) {chosen['name']}|fp32"]["test_accuracy"]}
+            "chosen_test_accuracy": rows[f"(c) {chosen['name']}|fp32"]["test_accuracy"],
+            "linear": linear and {k: linear[k] for k in ("test_accuracy", "latency_ms", "size_mb")}}
 
 
 def main() -> None:
@@ -130,9 +146,14 @@ def main() -> None:
     chosen = statistics.mean(r["chosen_test_accuracy"] for r in results)
     gain = 100 * (chosen - mean(f"{DIRECT}|fp32"))
     speedups = [r["chosen"]["speedup_vs_teacher_fp32"] for r in results]
+    blended = (f", {BLENDED} {mean(f'{BLENDED}|fp32'):.4f}" if all(f"{BLENDED}|fp32" in r["rows"] for r in results)
+               else "")
+    linear = (f", linear TF-IDF {statistics.mean(r['linear']['test_accuracy'] for r in results):.4f}"
+              if all(r["linear"] for r in results) else "")
     print(f"\nover {len(results)} seed(s), test accuracy: teacher {mean('teacher|fp32'):.4f}, {DIRECT} "
           f"{mean(f'{DIRECT}|fp32'):.4f}, {DISTILLED} {mean(f'{DISTILLED}|fp32'):.4f}, {LABELLED_ONLY} "
-          f"{mean(f'{LABELLED_ONLY}|fp32'):.4f}, the chosen winner {chosen:.4f} ({gain:+.2f} points over {DIRECT}); "
+          f"{mean(f'{LABELLED_ONLY}|fp32'):.4f}{blended}{linear}, the chosen winner {chosen:.4f} ({gain:+.2f} points "
+          f"over {DIRECT}); "
           f"its fp32 speed-up over the teacher {', '.join(f'{x:.2f}x' for x in speedups)}; jobs "
           f"{', '.join(str(round(r['job_total_seconds'] / 60)) for r in results)} min", file=sys.stderr)
     print(json.dumps({"bench": "big_teacher", "job": args.job, "data": args.data, "set": args.set,
