@@ -76,3 +76,36 @@ def test_a_job_decides_on_validation_with_teach_auto(tiny_model_dir, trained_tin
     blind = Result(str(tiny_model_dir), {})
     taught, decided = _teach(job, load_data(DataSpec(str(texts_csv))), {"accuracy_validation": 0.5}, blind)
     assert decided["on"] and taught.search.linear_teacher == str(folder)
+
+
+def test_the_blend_reads_the_teachers_validation_logits_from_the_cache(tiny_model_dir, texts_csv, bundle, tmp_path):
+    """The job's auto decision, its trials and its winners all score the teacher on the same
+    validation texts: after the first pass, a distillation with the linear teacher reads them from
+    the logits cache. Cached logits that put every validation row right (a teacher the blend then
+    leaves alone, weight 0) prove it: the untrained tiny BERT itself is near chance there."""
+    import shutil
+
+    from slimtune.data import DataSpec, load_data
+    from slimtune.data.tokenize import encode_data
+    from slimtune.distillation.blend import validation_scores
+    from slimtune.distillation.cache import _write_shard, row_keys, teacher_key
+    from slimtune.distillation.run import DistillSpec, run_distill
+    from slimtune.models import load_tokenizer
+    from slimtune.models.builtin import cache_dir
+    from slimtune.train.loop import TrainSpec
+
+    teacher_dir = str(shutil.copytree(tiny_model_dir, tmp_path / "teacher"))  # its own cache key
+    spec = DataSpec(str(texts_csv), max_train_samples=12, max_unlabeled_samples=0)
+    data = load_data(spec)
+    first = validation_scores(teacher_dir, bundle, data, 32)
+    assert first[0.0] < 0.8  # the untrained teacher alone
+    val = encode_data(data, load_tokenizer(teacher_dir), 32)["validation"]
+    right = torch.nn.functional.one_hot(torch.tensor(val.labels), 2).float() * 20
+    folder = cache_dir() / "teacher_logits" / teacher_key(teacher_dir)
+    for shard in folder.glob("shard-*"):  # the first pass's: which of two shards of one key wins is their names' order
+        shard.unlink()
+    _write_shard(folder, row_keys(val), right)
+    metrics = run_distill(DistillSpec(teacher=teacher_dir, student=str(tiny_model_dir), data=spec, max_length=32,
+                                      out=str(tmp_path / "student"), linear_teacher=bundle, workers=0,
+                                      train=TrainSpec(epochs=1, batch_size=16, lr=3e-3)))
+    assert metrics["linear_teacher"]["validation_accuracy"][0.0] == 1.0 and metrics["linear_teacher"]["weight"] == 0

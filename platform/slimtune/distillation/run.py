@@ -161,7 +161,8 @@ def run_distill(spec: DistillSpec, data=None) -> dict:
     if spec.linear_teacher:
         from slimtune.distillation.blend import blend_for
 
-        logits, blended = blend_for(logits, spec.linear_teacher, teacher, data, t_enc, teacher_tok.pad_token_id)
+        logits, blended = blend_for(logits, spec.linear_teacher, teacher, teacher_dir, data, t_enc,
+                                     teacher_tok.pad_token_id)
 
     torch.manual_seed(spec.train.seed)
     student, tok, student_src = _student(spec, teacher_dir, teacher_tok, data.label_names, attn)

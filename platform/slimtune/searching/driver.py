@@ -292,7 +292,8 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     if spec.linear_teacher:
         from slimtune.distillation.blend import blend_for
 
-        logits, _ = blend_for(logits, spec.linear_teacher, teacher, data, encoded, tokenizer.pad_token_id)
+        logits, _ = blend_for(logits, spec.linear_teacher, teacher, teacher_dir, data, encoded,
+                             tokenizer.pad_token_id)
     from slimtune.models.families import family_of
 
     # position embeddings bound it. Not the length the texts are read at: the winners' speed-up is
