@@ -57,7 +57,7 @@ def run_seed(args, seed: int | None, folder: Path) -> dict:
     d, t = job.data, job.finetune.train
     bundles = {"teacher": Path(job.out) / "teacher_bundle", DIRECT: Path(job.out) / "reference_bundle"}
     arms = [(DISTILLED, "distilled", d.max_unlabeled_samples, None), (LABELLED_ONLY, "distilled-labelled", 0, None)]
-    if summary["stages"]["alternatives"].get("teach", {}).get("on"):  # what the job's students learned from
+    if summary["stages"].get("alternatives", {}).get("teach", {}).get("on"):  # what the job's students learned from
         arms.append((BLENDED, "distilled-blend", d.max_unlabeled_samples, str(Path(job.out) / "alternatives" / "linear")))
     for name, tag, transfer, linear in arms:
         model, bundle = folder / tag, folder / f"{tag}_bundle"

@@ -5,7 +5,7 @@
 
 Each folder (a finetune, prune or distill output, or a model folder) is exported as a bundle
 without int8 (`slimtune export`: the parity gate; no data, so no accuracy) under --out, once:
-an existing bundle is reused. Then every model is timed at batch 1 x --seq tokens, --threads
+an existing bundle of the same folder is reused. Then every model is timed at batch 1 x --seq tokens, --threads
 threads, one model after the other in each of --rounds rounds (`exporting.benchmark.
 interleaved_latency`), so that load from other work on this shared machine falls on all alike.
 Prints the medians and each model's speed-up over the first; the last line is JSON.
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
 from pathlib import Path
 
 
@@ -30,11 +32,16 @@ def main() -> None:
     import slimtune
     from slimtune.exporting.benchmark import interleaved_latency
 
+    if len(set(args.models)) < len(args.models):
+        sys.exit("models: a folder is named twice")
     onnx = {}
     for model in args.models:
         name = Path(model).name if Path(model).name != "model" else Path(model).parent.name
         bundle = Path(args.out) / f"{len(onnx)}-{name}"
-        if not (bundle / "manifest.json").exists():
+        manifest = bundle / "manifest.json"
+        if manifest.exists() and json.loads(manifest.read_text()).get("source_model") != model:
+            shutil.rmtree(bundle)  # an earlier run's bundle of another folder in this place
+        if not manifest.exists():
             slimtune.export(model=model, out=str(bundle), int8=False, threads=args.threads, seq=args.seq)
         onnx[model] = bundle / "model.onnx"
     latency = interleaved_latency(onnx, seq=args.seq, threads=args.threads, rounds=args.rounds)

@@ -135,12 +135,12 @@ def main() -> None:
     slimtune = [str(Path(sys.executable).with_name("slimtune")), "run", str(job)]
 
     def winners_pass(line: str) -> bool:  # the winners' pass: the whole transfer set, many shards
-        found = re.search(r"teacher logits: shard (\d+)/(\d+) written", line)
+        found = re.search(r"logits: shard (\d+)/(\d+) written", line)
         return bool(found) and int(found[2]) > 2 and int(found[1]) >= args.kill_after
 
     first = run(slimtune, out / "first.log", kill_when=winners_pass)
     second = run(slimtune + ["--resume"], out / "resumed.log")
-    cached = re.findall(r"teacher logits over ([\d,]+) texts \(([\d,]+) from the cache\)",
+    cached = re.findall(r"logits of .+? over ([\d,]+) texts \(([\d,]+) from the cache\)",
                         (out / "resumed.log").read_text())
     tail = (out / "resumed.log").read_text().strip().splitlines()[-6:]
     what = (f"killed after {args.kill_after} shard(s) of the winners' pass" if first[3]

@@ -1,7 +1,7 @@
 """The transformer teacher and the linear TF-IDF model together, on validation and on test.
 
     python bench/two_teachers.py --teacher DIR --linear DIR --data SOURCE [--max-train-samples N]
-                                 [--seed 42] [--max-length 128]
+                                 [--seed 42] [--max-length N]
 
 `distill --linear-teacher` (and a job's `alternatives.teach`) distils from the teacher's
 log-probabilities plus a weight times the linear model's, the weight picked on validation
@@ -31,21 +31,25 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--max-train-samples", type=int, default=None)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="tokens per text (default: the length the teacher was fine-tuned at, as distill reads it)")
     args = parser.parse_args()
 
     from slimtune.data import DataSpec, load_data
+    from slimtune.data.length import inherit_truncation, resolve_max_length
     from slimtune.data.tokenize import encode_data
     from slimtune.distillation.blend import WEIGHTS, _log_probs, best_weight, check_linear_teacher, linear_log_probs
     from slimtune.distillation.cache import teacher_logits
-    from slimtune.models import load_classifier, load_tokenizer, resolve_model
+    from slimtune.models import load_classifier, load_config, load_tokenizer, resolve_model
 
     check_linear_teacher(args.linear, "--linear")
     teacher_dir = resolve_model(args.teacher, "--teacher")
     data = load_data(DataSpec(args.data, max_train_samples=args.max_train_samples, seed=args.seed))
+    data = inherit_truncation(data, teacher_dir)  # texts cut as the teacher read them, as distill does
     tokenizer = load_tokenizer(teacher_dir, "--teacher")
+    max_length = resolve_max_length(args.max_length, teacher_dir, data, tokenizer, load_config(teacher_dir))
     teacher = load_classifier(teacher_dir, data.label_names).eval()
-    encoded = encode_data(data, tokenizer, args.max_length)
+    encoded = encode_data(data, tokenizer, max_length)
     result = {}
     for split in ("validation", "test"):
         labels = np.asarray(encoded[split].labels)

@@ -34,7 +34,9 @@ class SearchResult(Result):
 def stage_metrics(model_dir: str) -> dict:
     """metrics.json of the stage that wrote a model: `model_dir` is its out folder or, as a model
     path resolves to, the `model/` folder inside it; {} where neither holds a readable one."""
-    for path in (Path(model_dir) / "metrics.json", Path(model_dir).parent / "metrics.json"):
+    folder = Path(model_dir)
+    # the parent only of a stage's `model/`: an unfinished out folder's parent may be another stage's
+    for path in [folder / "metrics.json"] + ([folder.parent / "metrics.json"] if folder.name == "model" else []):
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
