@@ -132,7 +132,8 @@ def _teach(job: JobSpec, data, linear: dict | None, teacher: Result) -> tuple[Jo
     if mode == "auto":
         from slimtune.distillation.blend import TEACH_MARGIN, best_weight, teaches, validation_scores
 
-        scores = validation_scores(teacher.path, folder, data, job.search.max_length)  # read as the search reads them
+        scores = validation_scores(teacher.path, folder, data, job.search.max_length,  # read as the search reads them
+                                   job.search.gpus_per_trial > 0)
         decided = {"mode": mode, "on": teaches(scores), "validation_accuracy": scores}
         best = best_weight(scores)
         log.info(f"the linear model {'teaches' if decided['on'] else 'does not teach'} beside the teacher "

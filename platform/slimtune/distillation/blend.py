@@ -81,9 +81,10 @@ def teaches(validation: dict[float, float]) -> bool:
     return max(validation.values()) - validation[0.0] >= TEACH_MARGIN - 1e-9
 
 
-def validation_scores(teacher_dir: str, path: str, data, max_length: int | None) -> dict[float, float]:
+def validation_scores(teacher_dir: str, path: str, data, max_length: int | None,
+                      on_gpu: bool = False) -> dict[float, float]:
     """`scores` of a fine-tuned teacher folder on `data`'s validation split, read as it was trained
-    (`max_length` None: the length it records, else one picked from the data)."""
+    (`max_length` None: the length it records, else one picked from the data as for `on_gpu`)."""
     from slimtune.data.length import inherit_truncation, resolve_max_length
     from slimtune.data.tokenize import encode_data
     from slimtune.distillation.cache import teacher_logits
@@ -93,7 +94,7 @@ def validation_scores(teacher_dir: str, path: str, data, max_length: int | None)
     data = inherit_truncation(data, teacher_dir)
     tokenizer = load_tokenizer(teacher_dir, "--teacher")
     if max_length is None:
-        max_length = resolve_max_length(None, teacher_dir, data, tokenizer, load_config(teacher_dir))
+        max_length = resolve_max_length(None, teacher_dir, data, tokenizer, load_config(teacher_dir), on_gpu)
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     val = encode_data(data, tokenizer, max_length)["validation"]
     return scores(teacher_logits(teacher, teacher_dir, val, tokenizer.pad_token_id), path,
