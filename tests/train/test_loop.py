@@ -115,3 +115,34 @@ def test_patience_stops_at_the_plateau_and_keeps_the_best_epoch(splits):
     assert len(learning.history) == 2 and not learning.stopped_early
     with pytest.raises(SlimtuneError, match="--patience"):
         TrainSpec(patience=0)
+
+
+def test_the_loop_trains_and_scores_in_bf16_on_a_cpu_with_amx(splits, monkeypatch):
+    """bf16 autocast where the CPU multiplies bf16 (AMX); fp32 where it does not or when switched off."""
+    import torch
+    import torch.nn.functional as F
+
+    import slimtune.train.loop as loop
+
+    tok, train_split, val_split = splits
+    seen = []
+
+    def loss_fn(model, batch):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        seen.append(logits.dtype)
+        return F.cross_entropy(logits.float(), batch["labels"])
+
+    def dtypes(bf16: bool) -> set:
+        seen.clear()
+        spec = TrainSpec(epochs=1, batch_size=16, lr=3e-3, log_every=100, max_steps=2, bf16=bf16)
+        train(build_tiny_bert(vocab_size=len(tok)), train_split, val_split, spec, num_labels=2,
+              pad_token_id=tok.pad_token_id, loss_fn=loss_fn)
+        return set(seen)
+
+    assert dtypes(False) == {torch.float32}
+    monkeypatch.setattr(loop, "cpu_has_amx", lambda: False)
+    assert dtypes(True) == {torch.float32}
+    monkeypatch.setattr(loop, "cpu_has_amx", lambda: True)  # what this machine's CPU has
+    assert dtypes(True) == {torch.bfloat16}
+    with loop.autocast("cpu"):
+        assert torch.nn.Linear(4, 4)(torch.ones(1, 4)).dtype == torch.bfloat16

@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from slimtune import log
 from slimtune.data.tokenize import PadCollator
 from slimtune.models.builtin import cache_dir
+from slimtune.train.loop import autocast
 
 
 @torch.no_grad()
@@ -43,7 +44,8 @@ def compute_logits(teacher, split, pad_token_id: int, batch_size: int = 64, devi
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = collate([split[i] for i in idx])
-        out = teacher(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+        with autocast(device):
+            out = teacher(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
         logits[idx] = out.logits.float().cpu()
     return logits
 
@@ -189,8 +191,9 @@ def _compute_hidden(teacher, split, pad_token_id: int, layers: list[int],
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = collate([split[i] for i in idx])
-        out = teacher(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                      output_hidden_states=True)
+        with autocast(device):
+            out = teacher(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                          output_hidden_states=True)
         for layer, tensor in states.items():
             h = out.hidden_states[layer + 1].to("cpu", torch.float16)
             for row, i in enumerate(idx):

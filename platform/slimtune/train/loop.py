@@ -9,10 +9,12 @@ checkpoints) sits behind a small `Context`; `LocalContext` is the single-process
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -50,7 +52,7 @@ class TrainSpec:
     seed: int = 42
     """Seed of shuffling and of any freshly initialised weights."""
     bf16: bool = True
-    """bf16 autocast on CUDA (ignored on CPU, where fp32 is faster without AMX)."""
+    """bf16 autocast on CUDA, and on a CPU with AMX (see `autocast`); fp32 elsewhere."""
     compile: bool = False
     """torch.compile the model (pays off on a GPU with fixed shapes)."""
     select_metric: str = "accuracy"
@@ -217,9 +219,25 @@ def _to(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def _autocast(device: torch.device, spec: TrainSpec):
-    if device.type == "cuda" and spec.bf16:
+@functools.cache
+def cpu_has_amx() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX, Linux's `amx_bf16` flag)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+def autocast(device: torch.device | str, bf16: bool = True):
+    """bf16 autocast where the hardware multiplies bf16: a GPU, or a CPU with AMX, where a BERT-base
+    size model trains and scores several times as fast as in fp32 at the same accuracy
+    (`python bench/cpu_bf16.py`). Weights, optimizer state and losses stay fp32. Other CPUs stay
+    in fp32: bf16 there is emulated, and not measured here."""
+    device = torch.device(device)
+    if bf16 and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if bf16 and device.type == "cpu" and cpu_has_amx():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
 
 
@@ -239,7 +257,7 @@ def evaluate(model, split: EncodedSplit, num_labels: int, pad_token_id: int, *, 
     loss = torch.zeros((), dtype=torch.float64, device=ctx.device)
     for start in range(0, len(order), batch_size):
         batch = _to(collate([split[i] for i in order[start : start + batch_size]]), ctx.device)
-        with _autocast(ctx.device, spec):
+        with autocast(ctx.device, spec.bf16):
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         flat = batch["labels"] * num_labels + logits.argmax(-1)
         confusion += torch.bincount(flat, minlength=num_labels * num_labels).view(num_labels, num_labels)
@@ -328,7 +346,7 @@ def train(
         loss_sum, loss_count = torch.zeros((), device=ctx.device), 0
         for batch in ctx.train_loader(train_split, per_worker, collate, spec.seed, epoch):
             batch = _to(batch, ctx.device)
-            with _autocast(ctx.device, spec):
+            with autocast(ctx.device, spec.bf16):
                 loss = loss_fn(forward_model, batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(clipped, spec.max_grad_norm)
