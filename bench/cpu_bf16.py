@@ -5,17 +5,20 @@
     python bench/cpu_bf16.py --smoke-test          # a few steps, to check it runs
 
 Speed: a training step (forward, backward, AdamW) and a scoring pass of --batch real texts of
---data at --seq tokens, fp32 and bf16 autocast in turns (`--rounds` rounds, medians), on the
-models' real weights. Accuracy: --model fine-tuned on --accuracy-rows labelled rows of
---accuracy-data, once in fp32 and once in bf16 (`TrainSpec.bf16`, the switch the job uses), same
-seed and batches, validation and test accuracy of each. bf16 autocast runs on a CPU only where it
-has AMX (`slimtune.train.loop.cpu_has_amx`); elsewhere the bench says so and stops. Last line JSON.
+--data cut at --seq tokens (the shape is printed), fp32 and bf16 autocast in turns, each first in
+every other round (`--rounds` rounds after one warm-up, medians), on the models' real weights.
+Accuracy: --model fine-tuned on --accuracy-rows labelled rows of --accuracy-data by the training
+loop, once in fp32 and once in bf16 (`TrainSpec.bf16`, which the loop passes to
+`slimtune.train.loop.autocast`), same seed and batches; validation and test accuracy of each, and
+the time of each (training and the test pass). slimtune runs bf16 on a CPU only where it has AMX
+(`slimtune.train.loop.cpu_has_amx`); elsewhere the bench says so and stops. Last line JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -55,9 +58,10 @@ def speed(model_name: str, data, args) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             model(**inputs)
 
+    shape = tuple(inputs["input_ids"].shape)
     times = {(kind, bf16): [] for kind in ("train", "score") for bf16 in (False, True)}
     for round_ in range(args.rounds + 1):  # round 0 warms up and is dropped
-        for bf16 in (False, True):
+        for bf16 in (False, True) if round_ % 2 else (True, False):  # each goes first in turn
             for kind, fn in (("train", step), ("score", score)):
                 seconds = _timed(lambda: fn(bf16))
                 if round_:
@@ -65,9 +69,9 @@ def speed(model_name: str, data, args) -> dict:
     out = {}
     for kind in ("train", "score"):
         fp32, bf16 = statistics.median(times[kind, False]), statistics.median(times[kind, True])
-        out[kind] = {"fp32_s": fp32, "bf16_s": bf16, "speedup": fp32 / bf16,
+        out[kind] = {"shape": shape, "fp32_s": fp32, "bf16_s": bf16, "speedup": fp32 / bf16,
                      "fp32_per_s": args.batch / fp32, "bf16_per_s": args.batch / bf16}
-        print(f"{model_name:<20} {kind:<5} {args.batch}x{args.seq}: fp32 {fp32:6.2f} s, bf16 {bf16:6.2f} s, "
+        print(f"{model_name:<20} {kind:<5} {shape[0]}x{shape[1]} tokens: fp32 {fp32:6.2f} s, bf16 {bf16:6.2f} s, "
               f"{fp32 / bf16:4.2f}x ({args.batch / fp32:.1f} -> {args.batch / bf16:.1f} texts/s)", file=sys.stderr)
     return out
 
@@ -120,8 +124,9 @@ def main() -> None:
         args.accuracy_rows, args.epochs = 64, 1
 
     from slimtune.data import DataSpec, load_data
-    from slimtune.train.loop import cpu_has_amx
+    from slimtune.train.loop import CPU_BF16_ENV, cpu_has_amx
 
+    os.environ[CPU_BF16_ENV] = "1"  # the accuracy arm's bf16 run, whatever the caller's environment says
     if not cpu_has_amx():
         sys.exit("this CPU has no AMX (no amx_bf16 flag in /proc/cpuinfo): slimtune trains it in fp32")
     data = load_data(DataSpec(args.data, max_train_samples=max(args.batch, 64), seed=args.seed))

@@ -14,6 +14,9 @@ from tests.helpers import build_tiny_bert, build_tokenizer, make_texts
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # unit tests never download
+# fp32 on every CPU, AMX or not (Ray workers inherit it): the tests' references are fp32 at tight
+# tolerances; tests/train/test_loop.py checks the bf16 path itself
+os.environ["SLIMTUNE_CPU_BF16"] = "0"
 # caches (teacher logits, the unpacked MPNet) go to a throwaway folder, not the user's cache
 os.environ["SLIMTUNE_CACHE"] = tempfile.mkdtemp(prefix="slimtune-test-cache-")
 atexit.register(shutil.rmtree, os.environ["SLIMTUNE_CACHE"], ignore_errors=True)

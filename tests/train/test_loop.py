@@ -117,12 +117,14 @@ def test_patience_stops_at_the_plateau_and_keeps_the_best_epoch(splits):
         TrainSpec(patience=0)
 
 
-def test_the_loop_trains_and_scores_in_bf16_on_a_cpu_with_amx(splits, monkeypatch):
-    """bf16 autocast where the CPU multiplies bf16 (AMX); fp32 where it does not or when switched off."""
+def test_the_loop_trains_in_bf16_on_a_cpu_with_amx(splits, monkeypatch):
+    """bf16 autocast where the CPU multiplies bf16 (AMX); fp32 where it does not, when the spec or
+    SLIMTUNE_CPU_BF16=0 switches it off; the teacher's cached logits are keyed by that precision."""
     import torch
     import torch.nn.functional as F
 
     import slimtune.train.loop as loop
+    from slimtune.distillation.cache import teacher_key
 
     tok, train_split, val_split = splits
     seen = []
@@ -132,17 +134,22 @@ def test_the_loop_trains_and_scores_in_bf16_on_a_cpu_with_amx(splits, monkeypatc
         seen.append(logits.dtype)
         return F.cross_entropy(logits.float(), batch["labels"])
 
-    def dtypes(bf16: bool) -> set:
+    def dtypes(bf16: bool = True) -> set:
         seen.clear()
         spec = TrainSpec(epochs=1, batch_size=16, lr=3e-3, log_every=100, max_steps=2, bf16=bf16)
         train(build_tiny_bert(vocab_size=len(tok)), train_split, val_split, spec, num_labels=2,
               pad_token_id=tok.pad_token_id, loss_fn=loss_fn)
         return set(seen)
 
-    assert dtypes(False) == {torch.float32}
+    monkeypatch.setenv(loop.CPU_BF16_ENV, "1")
     monkeypatch.setattr(loop, "cpu_has_amx", lambda: False)
-    assert dtypes(True) == {torch.float32}
+    assert dtypes() == {torch.float32}
+    fp32_key = teacher_key("some/teacher")
     monkeypatch.setattr(loop, "cpu_has_amx", lambda: True)  # what this machine's CPU has
-    assert dtypes(True) == {torch.bfloat16}
+    assert dtypes() == {torch.bfloat16}
+    assert dtypes(bf16=False) == {torch.float32}
+    assert teacher_key("some/teacher") != fp32_key
     with loop.autocast("cpu"):
         assert torch.nn.Linear(4, 4)(torch.ones(1, 4)).dtype == torch.bfloat16
+    monkeypatch.setenv(loop.CPU_BF16_ENV, "0")
+    assert dtypes() == {torch.float32} and teacher_key("some/teacher") == fp32_key

@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from slimtune import log
 from slimtune.data.tokenize import PadCollator
 from slimtune.models.builtin import cache_dir
-from slimtune.train.loop import autocast
+from slimtune.train.loop import autocast, bf16_on
 
 
 @torch.no_grad()
@@ -50,11 +50,13 @@ def compute_logits(teacher, split, pad_token_id: int, batch_size: int = 64, devi
     return logits
 
 
-def teacher_key(teacher_dir: str) -> str:
-    """The teacher's weights: path, size and modification time."""
+def teacher_key(teacher_dir: str, device="cpu") -> str:
+    """The teacher's weights (path, size and modification time) and the precision of its passes on
+    `device` (bf16 where `autocast` runs it: its logits are not mixed with fp32 ones)."""
     weights = Path(teacher_dir) / "model.safetensors"
     stat = weights.stat() if weights.exists() else None
     parts = [str(Path(teacher_dir).resolve()), str(stat.st_size if stat else ""), str(stat.st_mtime_ns if stat else "")]
+    parts += ["bf16"] if bf16_on(device) else []
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -83,7 +85,7 @@ def teacher_logits(teacher, teacher_dir: str, split, pad_token_id: int) -> torch
     if labelled < len(split):  # said once here for every stage that distils with a transfer set
         log.info(f"distilling on {labelled:,} labelled rows and {len(split) - labelled:,} transfer texts "
                  "(the teacher's logits only)")
-    folder = cache_dir() / "teacher_logits" / teacher_key(teacher_dir)
+    folder = cache_dir() / "teacher_logits" / teacher_key(teacher_dir, next(teacher.parameters()).device)
     keys = row_keys(split)
     with _locked(folder / "pass"):
         known = _read_shards(folder)
@@ -221,7 +223,7 @@ def teacher_hidden(teacher, teacher_dir: str, split, pad_token_id: int, layers: 
     if split.labelled() < len(split):
         split = EncodedSplit(split.input_ids[: split.labelled()], split.labels[: split.labelled()])
     # the teacher's weights and every row's tokens (so text, tokenizer, length and truncation at once)
-    key = hashlib.sha256(f"{teacher_key(teacher_dir)}|".encode() + row_keys(split).numpy().tobytes()).hexdigest()[:24]
+    key = hashlib.sha256(f"{teacher_key(teacher_dir, next(teacher.parameters()).device)}|".encode() + row_keys(split).numpy().tobytes()).hexdigest()[:24]
     folder = cache_dir() / "teacher_hidden"
     path = lambda layer: folder / f"{key}-layer{layer}.safetensors"  # noqa: E731
     with _locked(folder / key):
