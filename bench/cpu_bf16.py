@@ -35,6 +35,7 @@ def _timed(fn) -> float:
 def speed(model_name: str, data, args) -> dict:
     from slimtune.data.tokenize import PadCollator, encode_data
     from slimtune.models import load_classifier, load_tokenizer, resolve_model
+    from slimtune.train.loop import autocast
 
     resolved = resolve_model(model_name)
     tok = load_tokenizer(resolved)
@@ -46,7 +47,7 @@ def speed(model_name: str, data, args) -> dict:
 
     def step(bf16: bool):
         model.train()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast("cpu", bf16):
             logits = model(**inputs).logits
         torch.nn.functional.cross_entropy(logits.float(), batch["labels"]).backward()
         optimizer.step()
@@ -55,7 +56,7 @@ def speed(model_name: str, data, args) -> dict:
     @torch.no_grad()
     def score(bf16: bool):
         model.eval()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast("cpu", bf16):
             model(**inputs)
 
     shape = tuple(inputs["input_ids"].shape)
