@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from slimtune.searching.anchor import _shapes, budget_point, predicted_speedup, shape_timer
+from slimtune.searching.anchor import _shapes, budget_point, predicted_speedup, retime_near_budget, shape_timer
 from slimtune.searching.space import KNOBS, Candidate, TeacherInfo, load_space
 from tests.searching.test_space import SPACES
 
@@ -84,3 +84,23 @@ def test_the_search_enqueues_it_after_the_zero_layer_student_only_with_a_speedup
     second = firsts[4.0][1]
     assert (second["layers"], second["heads"], second["ffn"], second["temperature"]) in ranked  # a timed shape
     assert shared.teacher_config.num_hidden_layers == 6  # the trials' teacher config is left as it was
+
+
+def test_trials_near_the_budget_are_timed_again_alone_and_take_that_figure():
+    """Two trials at a time on two cores: a trial times itself beside the other's training, here 25%
+    slow. The 4-layer trial (6.0x by FLOPs, 7.5 ms against a 10 ms budget in its trial: out) is 6.0x
+    alone (in); the far ones, the zero-layer and the learned trial are not timed again."""
+    exact, calls = _flops_ms(0.0)
+    teacher_ms = 100.0  # the search's teacher figure: the re-timed rows are put on its scale
+    rows = [{"trial_id": "deep", "layers": 4, "heads": 0.75, "ffn": 0.75, "method": "oneshot", "latency_ms": 20.8},
+            {"trial_id": "one", "layers": 1, "heads": 0.0, "ffn": 0.0, "method": "oneshot", "latency_ms": 40.0},
+            {"trial_id": "zero", "layers": 0, "method": "oneshot", "latency_ms": 0.3},
+            {"trial_id": "learned", "layers": 2, "method": "learned", "latency_ms": 20.0}]
+    changed = retime_near_budget(rows, teacher_ms, 5.0, exact)
+    assert [r["trial_id"] for r in changed] == ["deep"]
+    deep = rows[0]
+    assert deep["latency_ms_trial"] == 20.8 and deep["latency_ms"] == pytest.approx(teacher_ms / 6.0)
+    assert teacher_ms / deep["latency_ms"] >= 5.0  # within the budget now, as it is alone
+    assert [c.layers for c in calls] == [None, 4, None]  # the teacher's shape before and after
+    assert all("latency_ms_trial" not in r for r in rows[1:])
+    assert retime_near_budget(rows[1:], teacher_ms, 5.0, exact) == []  # nothing near: nothing timed

@@ -129,11 +129,15 @@ def _shape(row: dict) -> str:
             + (f", hidden {_cell(row['hidden'])}" if row.get("hidden") else "") + f", {row.get('epochs')} epoch(s)")
 
 
-def write_outputs(spec, space, results, teacher: dict, out: Path, seconds: float) -> dict:
+def write_outputs(spec, space, results, teacher: dict, out: Path, seconds: float, retime=None) -> dict:
+    """pareto.json, trials.csv and the plot; `retime` (finished rows -> None) may correct their
+    latency first (`searching.anchor.retime_near_budget`), so constraints and front see it."""
     import pandas as pd
 
     rows, checkpoints = _rows(results)
     finished = [r for r in rows if r["status"] == "finished"]
+    if retime is not None:
+        retime(finished)
     constraints = space.constraints
     eligible = [r for r in finished if constraints.satisfied(r, teacher)]
     idx = pareto_indices([[r[o] for o in spec.objectives] for r in eligible],
