@@ -230,7 +230,7 @@ def _trials(search_dir: Path, pareto: dict, chosen_trial: str) -> str:
     with path.open() as f:
         records = list(csv.DictReader(f))
     front = {str(r["trial_id"]) for r in pareto["front"]}
-    cols = [c for c in ("trial_id", "status", "origin", "accuracy", "test_accuracy", "latency_ms", "size_mb", "base", "layers",
+    cols = [c for c in ("trial_id", "status", "origin", "accuracy", "test_accuracy", "latency_ms", "latency_ms_trial", "size_mb", "base", "layers",
                         "heads", "ffn", "hidden", "hidden_size", "importance", "temperature", "alpha", "hidden_weight", "lr", "epochs",
                         "num_parameters", "trial_seconds") if records and c in records[0]]
     rows, classes = [], []

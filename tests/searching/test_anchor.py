@@ -86,21 +86,55 @@ def test_the_search_enqueues_it_after_the_zero_layer_student_only_with_a_speedup
     assert shared.teacher_config.num_hidden_layers == 6  # the trials' teacher config is left as it was
 
 
+
+def _trial(trial_id: str, latency_ms: float, **knobs) -> dict:
+    """A finished trial's row as `searching.report._rows` builds it: every knob, None where unset."""
+    return {"trial_id": trial_id, "status": "finished", **dict.fromkeys(KNOBS), **Candidate(**knobs).as_dict(),
+            "accuracy": 0.8, "test_accuracy": 0.8, "latency_ms": latency_ms}
+
+
 def test_trials_near_the_budget_are_timed_again_alone_and_take_that_figure():
     """Two trials at a time on two cores: a trial times itself beside the other's training, here 25%
-    slow. The 4-layer trial (6.0x by FLOPs, 7.5 ms against a 10 ms budget in its trial: out) is 6.0x
-    alone (in); the far ones, the zero-layer and the learned trial are not timed again."""
+    slow. The 4-layer trial (6.0x by FLOPs alone) measured 4.8x in its trial (20.8 ms against a 20 ms
+    budget: out); alone it is 6.0x (in). The trial far from the budget, the zero-layer student and
+    the learned trial are not timed again."""
     exact, calls = _flops_ms(0.0)
     teacher_ms = 100.0  # the search's teacher figure: the re-timed rows are put on its scale
-    rows = [{"trial_id": "deep", "layers": 4, "heads": 0.75, "ffn": 0.75, "method": "oneshot", "latency_ms": 20.8},
-            {"trial_id": "one", "layers": 1, "heads": 0.0, "ffn": 0.0, "method": "oneshot", "latency_ms": 40.0},
-            {"trial_id": "zero", "layers": 0, "method": "oneshot", "latency_ms": 0.3},
-            {"trial_id": "learned", "layers": 2, "method": "learned", "latency_ms": 20.0}]
-    changed = retime_near_budget(rows, teacher_ms, 5.0, exact)
+    rows = [_trial("deep", 20.8, layers=4, heads=0.75, ffn=0.75), _trial("one", 40.0, layers=1),
+            _trial("zero", 19.0, layers=0), _trial("learned", 20.0, layers=2, method="learned", target_speedup=5.0)]
+    changed = retime_near_budget(rows, teacher_ms, [teacher_ms / 5.0], exact)
     assert [r["trial_id"] for r in changed] == ["deep"]
     deep = rows[0]
     assert deep["latency_ms_trial"] == 20.8 and deep["latency_ms"] == pytest.approx(teacher_ms / 6.0)
-    assert teacher_ms / deep["latency_ms"] >= 5.0  # within the budget now, as it is alone
     assert [c.layers for c in calls] == [None, 4, None]  # the teacher's shape before and after
     assert all("latency_ms_trial" not in r for r in rows[1:])
-    assert retime_near_budget(rows[1:], teacher_ms, 5.0, exact) == []  # nothing near: nothing timed
+    assert retime_near_budget(rows[1:], teacher_ms, [teacher_ms / 5.0], exact) == []  # nothing near: nothing timed
+
+
+def test_the_search_draws_its_front_from_the_figures_timed_alone(tmp_path):
+    """Through `write_outputs`: the re-timed trial moves within the space's min_speedup constraint,
+    onto the front; with no retimer (one trial at a time, or no budget) it stays off it."""
+    from slimtune.searching.driver import SearchSpec, _retimer
+    from slimtune.searching.report import write_outputs
+    from slimtune.searching.space import Constraints
+
+    exact, _ = _flops_ms(0.0)
+    teacher = {"accuracy": 0.9, "test_accuracy": 0.9, "latency_ms": 100.0, "size_mb": 90.0}
+    space = SimpleNamespace(constraints=Constraints(min_speedup=5.0), name="test")
+    spec = SearchSpec(teacher="t", data="d.csv", space=FULL, out=str(tmp_path), objectives=("accuracy", "latency_ms"))
+
+    def results():
+        row = _trial("deep", 20.8, layers=4, heads=0.75, ffn=0.75)
+        return [SimpleNamespace(metrics={k: row[k] for k in ("trial_id", "accuracy", "test_accuracy", "latency_ms")},
+                                config={k: row[k] for k in KNOBS}, path=str(tmp_path / "trainable_deep_0"), error=None,
+                                checkpoint=None)]
+
+    without = write_outputs(spec, space, results(), teacher, tmp_path, 1.0)
+    assert without["front"] == []
+    retime = lambda rows: retime_near_budget(rows, 100.0, [20.0], exact)  # noqa: E731 (the timer: FLOPs alone)
+    front = write_outputs(spec, space, results(), teacher, tmp_path, 1.0, retime=retime)["front"]
+    assert [r["trial_id"] for r in front] == ["deep"] and front[0]["latency_ms_trial"] == 20.8
+    shared = SimpleNamespace(tokenizer_dir="t", teacher_config=None, teacher_shape=None, seq=32)
+    assert _retimer(spec, shared, teacher, space.constraints) is not None
+    assert _retimer(SearchSpec(**{**spec.__dict__, "concurrency": 1}), shared, teacher, space.constraints) is None
+    assert _retimer(spec, shared, teacher, Constraints()) is None  # no latency budget: nothing to be near

@@ -487,10 +487,13 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
                                seed=seed, points=points, drawn_by=spec.sampler, limits=limits)
 
 
-def _retimer(spec: SearchSpec, shared, teacher_metrics: dict):
-    """With a speed-up to reach and trials side by side, the trials near it timed again alone
-    (`searching.anchor.retime_near_budget`); None otherwise."""
-    if spec.steer_speedup is None or spec.concurrency < 2:
+def _retimer(spec: SearchSpec, shared, teacher_metrics: dict, constraints):
+    """With trials side by side and a latency budget (a speed-up to reach, a latency constraint),
+    the trials near it timed again alone (`searching.anchor.retime_near_budget`); else None."""
+    teacher_ms = teacher_metrics["latency_ms"]
+    budgets = [bound for metric, bound in constraints.limits(teacher_metrics).values() if metric == "latency_ms"]
+    budgets += [teacher_ms / spec.steer_speedup] if spec.steer_speedup is not None else []
+    if spec.concurrency < 2 or not budgets:
         return None
     from slimtune.searching.anchor import retime_near_budget, shape_timer
 
@@ -498,8 +501,8 @@ def _retimer(spec: SearchSpec, shared, teacher_metrics: dict):
         timer = shape_timer(shared.tokenizer_dir, shared.teacher_config, shared.teacher_shape, shared.seq,
                             spec.latency_threads)
         try:
-            retime_near_budget(rows, teacher_metrics["latency_ms"], spec.steer_speedup, timer)
-        except Exception as exc:  # noqa: BLE001 (a correction, not a stage: the trials' own figures stand)
+            retime_near_budget(rows, teacher_ms, budgets, timer)
+        except Exception as exc:  # noqa: BLE001 (the teacher's shape failed: the trials' own figures stand)
             log.info(f"the trials near the budget were not timed again ({type(exc).__name__}: {exc})")
 
     return retime
@@ -569,6 +572,6 @@ def run_search(spec: SearchSpec, data=None) -> SearchResult:
     with open(out / "tune-output.log", "a") as sink, contextlib.redirect_stdout(sink):
         results = tuner.fit()
     summary = write_outputs(spec, space, results, teacher_metrics, out, time.perf_counter() - started,
-                            retime=_retimer(spec, shared, teacher_metrics))
+                            retime=_retimer(spec, shared, teacher_metrics, space.constraints))
     return SearchResult(str(out), summary)
 
