@@ -171,8 +171,8 @@ def retime_near_budget(rows: list[dict], teacher_ms: float, budgets: list[float]
     """Time again, alone, the trials near a latency budget (ms on the search's teacher scale).
 
     With several trials at a time on shared cores each trial times its model while another one
-    trains, which makes it look slower than it is, and a student within a budget can land outside
-    it (README, "The job on 20news"). After the search nothing else runs: each one-shot shape near
+    trains, which can make it look slower than it is, and a student within a budget can land
+    outside it (README, "The job on 20news"). After the search nothing else runs: each one-shot shape near
     a budget is timed untrained (weights do not change the time) between two timings of the
     teacher's shape, as the anchor is, and its `latency_ms` becomes the teacher's search latency
     over the speed-up measured so; the trial's own figure stays as `latency_ms_trial`. Trials
