@@ -160,7 +160,6 @@ def shape_timer(teacher_path: str, teacher_config, teacher_shape: dict | None, s
     return measure
 
 
-
 BAND = 1.5
 """Trials re-timed after a search whose trials ran side by side: those whose latency lies within
 this factor of a budget, either way (the side of it they are on could change)."""
@@ -172,10 +171,10 @@ def retime_near_budget(rows: list[dict], teacher_ms: float, budgets: list[float]
 
     With several trials at a time on shared cores each trial times its model while another one
     trains, which can make it look slower than it is, and a student within a budget can land
-    outside it (README, "The job on 20news"). After the search nothing else runs: each one-shot shape near
-    a budget is timed untrained (weights do not change the time) between two timings of the
-    teacher's shape, as the anchor is, and its `latency_ms` becomes the teacher's search latency
-    over the speed-up measured so; the trial's own figure stays as `latency_ms_trial`. Trials
+    outside it (README, "The job on 20news"). After the search nothing else runs: each one-shot
+    shape near a budget is timed untrained (weights do not change the time) between two timings
+    of the teacher's shape, as the anchor is, and its `latency_ms` becomes the teacher's search
+    latency over the speed-up measured so; the trial's own figure stays as `latency_ms_trial`. Trials
     further from every budget keep their own figures: their side of it does not change. Not the
     zero-layer student (a bag of embeddings, not a cut encoder the timer can rebuild) nor learned
     trials (their shape is in their model). The vocabulary a trial kept is not rebuilt: at batch 1
