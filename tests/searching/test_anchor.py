@@ -1,5 +1,6 @@
 """With a speed-up to reach, the search tries first the deepest student timed within it."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -86,7 +87,6 @@ def test_the_search_enqueues_it_after_the_zero_layer_student_only_with_a_speedup
     assert shared.teacher_config.num_hidden_layers == 6  # the trials' teacher config is left as it was
 
 
-
 def _trial(trial_id: str, latency_ms: float, **knobs) -> dict:
     """A finished trial's row as `searching.report._rows` builds it: every knob, None where unset."""
     return {"trial_id": trial_id, "status": "finished", **dict.fromkeys(KNOBS), **Candidate(**knobs).as_dict(),
@@ -135,6 +135,8 @@ def test_the_search_draws_its_front_from_the_figures_timed_alone(tmp_path):
     front = write_outputs(spec, space, results(), teacher, tmp_path, 1.0, retime=retime)["front"]
     assert [r["trial_id"] for r in front] == ["deep"] and front[0]["latency_ms_trial"] == 20.8
     shared = SimpleNamespace(tokenizer_dir="t", teacher_config=None, teacher_shape=None, seq=32)
-    assert _retimer(spec, shared, teacher, space.constraints) is not None
-    assert _retimer(SearchSpec(**{**spec.__dict__, "concurrency": 1}), shared, teacher, space.constraints) is None
-    assert _retimer(spec, shared, teacher, Constraints()) is None  # no latency budget: nothing to be near
+    info = dataclasses.replace(MINILM, latency_ms=teacher["latency_ms"], accuracy=teacher["accuracy"])
+    assert _retimer(spec, space, info, shared) is not None
+    assert _retimer(SearchSpec(**{**spec.__dict__, "concurrency": 1}), space, info, shared) is None
+    no_budget = SimpleNamespace(constraints=Constraints(), name="test")
+    assert _retimer(spec, no_budget, info, shared) is None  # no latency budget: nothing to be near

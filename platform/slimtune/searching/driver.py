@@ -487,12 +487,12 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
                                seed=seed, points=points, drawn_by=spec.sampler, limits=limits)
 
 
-def _retimer(spec: SearchSpec, shared, teacher_metrics: dict, constraints):
-    """With trials side by side and a latency budget (a speed-up to reach, a latency constraint),
-    the trials near it timed again alone (`searching.anchor.retime_near_budget`); else None."""
-    teacher_ms = teacher_metrics["latency_ms"]
-    budgets = [bound for metric, bound in constraints.limits(teacher_metrics).values() if metric == "latency_ms"]
-    budgets += [teacher_ms / spec.steer_speedup] if spec.steer_speedup is not None else []
+def _retimer(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, shared):
+    """With trials side by side and a latency budget among the limits the sampler steers by (a
+    latency constraint, the speed-up to reach), the trials near it timed again alone
+    (`searching.anchor.retime_near_budget`); else None."""
+    teacher_ms = info.latency_ms
+    budgets = [bound for metric, bound in steering_limits(spec, space, info).values() if metric == "latency_ms"]
     if spec.concurrency < 2 or not budgets:
         return None
     from slimtune.searching.anchor import retime_near_budget, shape_timer
@@ -572,6 +572,6 @@ def run_search(spec: SearchSpec, data=None) -> SearchResult:
     with open(out / "tune-output.log", "a") as sink, contextlib.redirect_stdout(sink):
         results = tuner.fit()
     summary = write_outputs(spec, space, results, teacher_metrics, out, time.perf_counter() - started,
-                            retime=_retimer(spec, shared, teacher_metrics, space.constraints))
+                            retime=_retimer(spec, space, info, shared))
     return SearchResult(str(out), summary)
 
