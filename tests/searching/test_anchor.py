@@ -140,3 +140,50 @@ def test_the_search_draws_its_front_from_the_figures_timed_alone(tmp_path):
     assert _retimer(SearchSpec(**{**spec.__dict__, "concurrency": 1}), space, info, shared) is None
     no_budget = SimpleNamespace(constraints=Constraints(), name="test")
     assert _retimer(spec, no_budget, info, shared) is None  # no latency budget: nothing to be near
+
+
+def test_a_shape_too_slow_by_its_flops_is_ruled_out_with_a_margin():
+    """MiniLM at 10 ms, a front that asks 4x (2.5 ms): 6.0x by FLOPs trains; 1.5x does not; 3.7x, short
+    by less than MARGIN, trains (measured speed-ups have come out a little above FLOPs)."""
+    from slimtune.searching.anchor import MARGIN, TooSlow
+
+    rule = TooSlow(MINILM, 10.0, (2.5,), 128)
+    assert rule.check(Candidate(layers=4, heads=0.75, ffn=0.75)) is None
+    ms, why = rule.check(Candidate(layers=4))
+    assert ms == pytest.approx(10.0 / 1.5) and "1.5x" in why and "4.0x" in why
+    near = Candidate(layers=2, heads=0.5)  # 2 of 6 layers, half the heads removed: 3.68x by FLOPs
+    assert 4.0 / MARGIN < predicted_speedup(near, MINILM, 128) < 4.0 and rule.check(near) is None
+    # the seq knob: a student reading 32 tokens of the teacher's 128 is more than 4x faster uncut
+    assert predicted_speedup(Candidate(seq=32), MINILM, 128) > 4.0 and rule.check(Candidate(seq=32)) is None
+    assert rule.check(Candidate(layers=0)) is None  # the zero-layer student: not a cut the FLOPs say anything of
+    assert TooSlow(MINILM, 10.0, (), 128).check(Candidate(layers=6)) is None  # no latency limit
+
+
+@pytest.mark.parametrize("rule_on", [True, False])
+def test_the_search_trains_no_draw_its_flops_rule_out(tmp_path, rule_on):
+    """A real TPE sampler over search_spaces/full.py with a 4x constraint, as Tune drives it (suggest,
+    then complete): every trial given to Tune may meet 4x by its FLOPs; the draws that could not are
+    in Optuna's study as pruned, over their constraint. Without the rule some trials would be trained."""
+    from slimtune.searching.anchor import TooSlow
+    from slimtune.searching.driver import SearchSpec, make_searcher
+    from slimtune.searching.space import Constraints
+
+    space = load_space(FULL, Constraints(min_speedup=4.0))
+    spec = SearchSpec(teacher="unused", data="unused.csv", space=FULL, out=str(tmp_path), trials=10, seq=128)
+    searcher = make_searcher(spec, space, MINILM, None)
+    if not rule_on:
+        searcher._too_slow = None
+    searcher.set_search_properties(None, None, {})
+    rule = TooSlow(MINILM, 10.0, (2.5,), 128)
+    slow = 0
+    for i in range(10):
+        config = searcher.suggest(str(i))
+        candidate = Candidate(**{k: v for k, v in config.items() if k in KNOBS})
+        slow += rule.check(candidate) is not None
+        speedup = predicted_speedup(candidate, MINILM, 128) or 20.0
+        searcher.on_trial_complete(str(i), {"accuracy": 0.9 - 0.3 / speedup, "latency_ms": 10.0 / speedup})
+    pruned = [t for t in searcher._ot_study.trials if t.state.name == "PRUNED"]
+    if rule_on:
+        assert slow == 0 and pruned and all(t.constraints["min_speedup"] > 0 for t in pruned)
+    else:
+        assert slow > 0 and not pruned

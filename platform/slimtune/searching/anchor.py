@@ -17,6 +17,7 @@ it here, and further below it the shorter the input."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from slimtune import log
@@ -52,19 +53,21 @@ def layers_kept(candidate: Candidate, base: TeacherInfo) -> int:
 
 
 def predicted_speedup(candidate: Candidate, teacher: TeacherInfo, seq: int) -> float | None:
-    """The teacher's encoder FLOPs over the candidate's, or None where the shape alone does not say
-    (a learned trial picks its shape while it trains; a base other than the teacher or its
-    reference; the zero-layer student, which the search enqueues on its own)."""
+    """The teacher's encoder FLOPs at `seq` tokens over the candidate's at the length it reads (the
+    `seq` knob, at most `seq`), or None where the shape alone does not say (a learned trial picks
+    its shape while it trains; a base other than the teacher or its reference; the zero-layer
+    student, which the search enqueues on its own)."""
     base = _base(candidate, teacher)
     if candidate.method != "oneshot" or base is None or layers_kept(candidate, base) == 0:
         return None
-    whole = teacher.num_layers * layer_flops(teacher.hidden_size, teacher.num_heads,
-                                             teacher.hidden_size // teacher.num_heads, teacher.ffn, seq)
+    whole = teacher.num_layers * seq * layer_flops(teacher.hidden_size, teacher.num_heads,
+                                                   teacher.hidden_size // teacher.num_heads, teacher.ffn, seq)
     heads, ffn = _ratios(candidate.heads), _ratios(candidate.ffn)
     hidden = hidden_kept(base.hidden_size, candidate.hidden)
-    kept = sum(layer_flops(hidden, units_kept(base.num_heads, heads[i % len(heads)]), base.hidden_size // base.num_heads,
-                           units_kept(base.ffn, ffn[i % len(ffn)]), seq)
-               for i in range(layers_kept(candidate, base)))
+    length = min(candidate.seq or seq, seq)
+    kept = length * sum(layer_flops(hidden, units_kept(base.num_heads, heads[i % len(heads)]),
+                                    base.hidden_size // base.num_heads, units_kept(base.ffn, ffn[i % len(ffn)]), length)
+                        for i in range(layers_kept(candidate, base)))
     return whole / kept
 
 
@@ -199,3 +202,38 @@ def retime_near_budget(rows: list[dict], teacher_ms: float, budgets: list[float]
         log.info(f"  trial {r.get('trial_id')}: {teacher_ms / r['latency_ms_trial']:.1f}x in its trial, "
                  f"{teacher_alone / ms:.1f}x alone")
     return [r for r, _ in timed]
+
+
+MARGIN = 1.1
+"""How far a drawn shape's FLOPs speed-up may fall short of the front's latency limit and still be
+trained (`TooSlow`): measured speed-ups have come out a little above the FLOPs figure, the most
+for a small base's shape, whose layers weigh more against the teacher's embeddings (6 layers of
+MiniLM-L6 against MPNet-base at 128 tokens: 7.8x by FLOPs, 7.98x measured alone, on 20news seed
+43's search, README "The job on 20news")."""
+
+
+@dataclass(frozen=True)
+class TooSlow:
+    """Which drawn trials the search does not train: those whose FLOPs speed-up over the teacher
+    (`predicted_speedup`, taken as an upper bound of the measured one) misses the space's latency
+    limits (`min_speedup`, `max_latency_ms`: `bounds`, in ms on the search's teacher scale) by more
+    than MARGIN. Such a trial can never join the front, and cut from a big teacher it is the
+    slowest to train: on 20news, MPNet cut to 8 layers (1.5x) or 6 (2.0x) took 10-14 minutes of an
+    8x search. Steering (`steer_speedup`) alone skips nothing: the front may hold slower students.
+    Fixed when the search starts, as the steering is (a `--resume` keeps the first run's bounds)."""
+
+    teacher: TeacherInfo
+    teacher_ms: float
+    bounds: tuple[float, ...]
+    seq: int
+
+    def check(self, candidate: Candidate) -> tuple[float, str] | None:
+        """(its latency by FLOPs, a lower bound, in ms; why it is not trained), or None to train it."""
+        predicted = predicted_speedup(candidate, self.teacher, self.seq)
+        if predicted is None or not self.bounds:
+            return None
+        ms, bound = self.teacher_ms / predicted, min(self.bounds)
+        if ms <= bound * MARGIN:
+            return None
+        return ms, (f"{describe_shape(candidate, self.teacher)}: {predicted:.1f}x faster than the teacher by FLOPs, "
+                    f"the constraints ask {self.teacher_ms / bound:.1f}x")

@@ -454,8 +454,10 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
     """Optuna's sampler behind Tune's searcher, over the objectives, with the zero-layer student
     enqueued first where the space allows one: the front then reaches down to where linear models
     live, and every slower student has to beat it to earn its latency. With `steer_speedup` and the
-    search's teacher (`shared`), the deepest student timed within it comes next (searching.anchor)."""
-    from slimtune.searching.anchor import budget_point, describe_shape, shape_timer
+    search's teacher (`shared`), the deepest student timed within it comes next (searching.anchor).
+    Drawn students that the constraints' latency rules out by their FLOPs are not trained
+    (`searching.anchor.TooSlow`)."""
+    from slimtune.searching.anchor import MARGIN, TooSlow, budget_point, describe_shape, shape_timer
     from slimtune.searching.steer import BUDGET, ZERO_LAYER, SteeredOptunaSearch
 
     seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
@@ -478,13 +480,20 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
             log.info(f"trial {len(points)} is the deepest of them within it: {describe_shape(candidate, info)}, "
                      f"{measured:.1f}x measured untrained")
     limits = steering_limits(spec, space, info)
+    measured = info.latency_ms is not None and info.accuracy is not None
+    bounds = tuple(bound for metric, bound in space.constraints.limits(
+        {"accuracy": info.accuracy, "latency_ms": info.latency_ms}).values() if metric == "latency_ms") if measured else ()
+    too_slow = TooSlow(info, info.latency_ms, bounds, shared.seq if shared is not None else spec.seq) if bounds else None
+    if too_slow:
+        log.info(f"drawn students whose FLOPs put them more than {MARGIN:g}x over the constraints' latency "
+                 f"({min(too_slow.bounds):.4g} ms) are not trained")
     if limits and spec.sampler != "random":
         log.info("the sampler steers toward trials that meet " + ", ".join(
             f"{metric} {'>=' if metric == 'accuracy' else '<='} {bound:.4g} ({name})" for name, (metric, bound) in limits.items()))
     return SteeredOptunaSearch(space=SpaceAdapter(space, info), metric=list(spec.objectives),
                                mode=[OBJECTIVES[o] for o in spec.objectives],
                                sampler=_sampler(spec.sampler, seed, spec.trials),
-                               seed=seed, points=points, drawn_by=spec.sampler, limits=limits)
+                               seed=seed, points=points, drawn_by=spec.sampler, limits=limits, too_slow=too_slow)
 
 
 def _retimer(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, shared):

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import math
 
+import optuna
 from ray.tune.search.optuna import OptunaSearch
+
+from slimtune import log
+from slimtune.searching.space import KNOBS, candidate_from
 
 
 def violations(metrics: dict, limits: dict[str, tuple[str, float]]) -> dict[str, float]:
@@ -48,16 +52,25 @@ def why_tried(origin: str | None) -> str:
     return f"drawn by the {origin} sampler, exploring the space" if origin else "not recorded (the search began before slimtune recorded why a trial was tried)"
 
 
+REDRAWS = 50
+"""Draws the searcher skips for one trial at most (`too_slow`) before it lets the next one train."""
+
+
 class SteeredOptunaSearch(OptunaSearch):
     """OptunaSearch that hands the sampler each finished trial's constraint values, and tells each
-    trial why it was tried: `points` (params, reason) are enqueued first, with their reason."""
+    trial why it was tried: `points` (params, reason) are enqueued first, with their reason.
+
+    `too_slow` (`searching.anchor.TooSlow`): a draw it rules out is not given to Tune; Optuna is
+    told it as pruned, with the constraint values of its FLOPs latency (a lower bound), so the
+    sampler draws elsewhere, and the draw is made again, up to REDRAWS times."""
 
     def __init__(self, *args, limits: dict[str, tuple[str, float]], points: list[tuple[dict, str]] = (),
-                 drawn_by: str | None = None, **kwargs):
+                 drawn_by: str | None = None, too_slow=None, **kwargs):
         self._points = list(points)  # before super(): it sets the study up, which enqueues them
         self._drawn_by = drawn_by
         super().__init__(*args, **kwargs)
         self._limits = dict(limits)  # saved and restored with the searcher's __dict__ on --resume
+        self._too_slow = too_slow
 
     def _setup_study(self, mode):
         super()._setup_study(mode)
@@ -66,10 +79,29 @@ class SteeredOptunaSearch(OptunaSearch):
 
     def suggest(self, trial_id: str):
         config = super().suggest(trial_id)
+        for _ in range(REDRAWS):
+            ruled_out = self._rule_out(config)
+            if ruled_out is None:
+                break
+            ms, why = ruled_out
+            trial = self._ot_trials.pop(trial_id)
+            for name, value in violations({"latency_ms": ms}, self._limits).items():
+                trial.set_constraint(name, value)
+            self._ot_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            log.info(f"a draw not trained, it cannot meet the constraints: {why}")
+            config = super().suggest(trial_id)
+        else:
+            log.info(f"{REDRAWS} draws in a row could not meet the constraints; this one is trained")
         trial = self._ot_trials.get(trial_id)
         if isinstance(config, dict) and trial is not None:
             config[ORIGIN] = trial.user_attrs.get(ORIGIN, getattr(self, "_drawn_by", None))  # None: pickled before
         return config
+
+    def _rule_out(self, config) -> tuple[float, str] | None:
+        too_slow = getattr(self, "_too_slow", None)  # None: pickled before it existed
+        if too_slow is None or not isinstance(config, dict):
+            return None
+        return too_slow.check(candidate_from({k: v for k, v in config.items() if k in KNOBS}))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         trial = self._ot_trials.get(trial_id)
