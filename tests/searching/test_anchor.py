@@ -187,3 +187,26 @@ def test_the_search_trains_no_draw_its_flops_rule_out(tmp_path, rule_on):
         assert slow == 0 and pruned and all(t.constraints["min_speedup"] > 0 for t in pruned)
     else:
         assert slow > 0 and not pruned
+
+
+def _layers(trial):  # at module level: Tune pickles the searcher with its space
+    return {"layers": trial.suggest_int("layers", 1, 6)}
+
+
+def test_an_enqueued_point_is_tried_as_it_is_and_the_rule_survives_a_restore(tmp_path):
+    """The points the search enqueues on purpose are not ruled out; Tune's save and restore of the
+    searcher (pickle, on --resume) keeps the rule."""
+    from slimtune.searching.anchor import TooSlow
+    from slimtune.searching.driver import _sampler
+    from slimtune.searching.steer import BUDGET, SteeredOptunaSearch
+
+    rule = TooSlow(MINILM, 10.0, (2.5,), 128)
+    searcher = SteeredOptunaSearch(space=_layers, metric=["accuracy", "latency_ms"], mode=["max", "min"],
+                                   sampler=_sampler("random", 0, 8), limits={}, points=[({"layers": 6}, BUDGET)],
+                                   too_slow=rule)
+    assert searcher.suggest("0")["layers"] == 6  # 1.0x by FLOPs, yet tried: it was put there on purpose
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    again = SteeredOptunaSearch(space=_layers, metric=["accuracy", "latency_ms"], mode=["max", "min"], limits={})
+    again.restore(str(tmp_path / "searcher.pkl"))
+    assert again._too_slow == rule
+    assert all(again.suggest(str(i))["layers"] == 1 for i in range(1, 6))  # 6x by FLOPs: the only one within 4x

@@ -76,6 +76,7 @@ def describe_shape(candidate: Candidate, teacher: TeacherInfo) -> str:
     layers = layers_kept(candidate, base) if base else candidate.layers
     return (f"{layers} layers, heads {candidate.heads}, FFN {candidate.ffn} removed"
             + (f", hidden {candidate.hidden}" if candidate.hidden else "")
+            + (f", reading {candidate.seq} tokens" if candidate.seq else "")
             + (f", from {candidate.base}" if candidate.base != "teacher" else ""))
 
 
@@ -102,7 +103,7 @@ def _shapes(space: SearchSpace, teacher: TeacherInfo, speedup: float, seq: int, 
         predicted = predicted_speedup(candidate, teacher, seq)
         if predicted is None or predicted < speedup:
             continue
-        shape = (candidate.base, candidate.layers, candidate.heads, candidate.ffn, candidate.hidden)
+        shape = (candidate.base, candidate.layers, candidate.heads, candidate.ffn, candidate.hidden, candidate.seq)
         if shape not in best or candidate.epochs > best[shape][1].epochs:
             best[shape] = (dict(trial.params), candidate, predicted)
     return sorted(best.values(), key=lambda b: (layers_kept(b[1], _base(b[1], teacher)), -b[2]), reverse=True)
@@ -220,7 +221,8 @@ class TooSlow:
     than MARGIN. Such a trial can never join the front, and cut from a big teacher it is the
     slowest to train: on 20news, MPNet cut to 8 layers (1.5x) or 6 (2.0x) took 10-14 minutes of an
     8x search. Steering (`steer_speedup`) alone skips nothing: the front may hold slower students.
-    Fixed when the search starts, as the steering is (a `--resume` keeps the first run's bounds)."""
+    A dataclass, not a closure: Tune saves it with the searcher by plain pickle, so a `--resume`
+    keeps the first run's bounds."""
 
     teacher: TeacherInfo
     teacher_ms: float

@@ -9,6 +9,8 @@ object store once and shared by every trial. The Tune run has a fixed name in `O
 The teacher is measured once (OUT/teacher.json) and the space's behaviour is fingerprinted
 (OUT/space.json): a resume uses the same teacher figures and refuses a space that samples
 differently, while looser or tighter constraints just recompute the front from the same trials.
+The sampler keeps what it was given when the search started: the speed-up it steers to, and the
+latency limits below which drawn students are not trained (searching.anchor.TooSlow).
 """
 
 from __future__ import annotations
@@ -480,11 +482,11 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
             log.info(f"trial {len(points)} is the deepest of them within it: {describe_shape(candidate, info)}, "
                      f"{measured:.1f}x measured untrained")
     limits = steering_limits(spec, space, info)
-    measured = info.latency_ms is not None and info.accuracy is not None
-    bounds = tuple(bound for metric, bound in space.constraints.limits(
-        {"accuracy": info.accuracy, "latency_ms": info.latency_ms}).values() if metric == "latency_ms") if measured else ()
-    too_slow = TooSlow(info, info.latency_ms, bounds, shared.seq if shared is not None else spec.seq) if bounds else None
-    if too_slow:
+    # the front's latency limits (the constraints'), not the speed-up the sampler is only steered to
+    bounds = tuple(bound for name, (metric, bound) in limits.items() if metric == "latency_ms" and name != "steer_speedup")
+    too_slow = None
+    if bounds and info.latency_ms:
+        too_slow = TooSlow(info, info.latency_ms, bounds, shared.seq if shared is not None else spec.seq)
         log.info(f"drawn students whose FLOPs put them more than {MARGIN:g}x over the constraints' latency "
                  f"({min(too_slow.bounds):.4g} ms) are not trained")
     if limits and spec.sampler != "random":

@@ -13,12 +13,16 @@ enqueued on purpose, or the sampler's draw, so a report can say why a poor stude
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from slimtune import log
 from slimtune.searching.space import KNOBS, candidate_from
+
+if TYPE_CHECKING:
+    from slimtune.searching.anchor import TooSlow
 
 
 def violations(metrics: dict, limits: dict[str, tuple[str, float]]) -> dict[str, float]:
@@ -53,19 +57,23 @@ def why_tried(origin: str | None) -> str:
 
 
 REDRAWS = 50
-"""Draws the searcher skips for one trial at most (`too_slow`) before it lets the next one train."""
+"""Draws ruled out in a row for one trial before the next draw is trained unchecked: a space with
+few students within the constraints then still runs its trials (each draw costs milliseconds, a
+trial minutes)."""
 
 
 class SteeredOptunaSearch(OptunaSearch):
     """OptunaSearch that hands the sampler each finished trial's constraint values, and tells each
     trial why it was tried: `points` (params, reason) are enqueued first, with their reason.
 
-    `too_slow` (`searching.anchor.TooSlow`): a draw it rules out is not given to Tune; Optuna is
-    told it as pruned, with the constraint values of its FLOPs latency (a lower bound), so the
-    sampler draws elsewhere, and the draw is made again, up to REDRAWS times."""
+    `too_slow` (`searching.anchor.TooSlow`): a drawn trial it rules out is not given to Tune; Optuna
+    is told it as pruned, with the constraint values of its FLOPs latency (a lower bound), and the
+    draw is made again. TPE ranks such a trial below every one that meets the constraints, so it
+    draws elsewhere; NSGA-II and the random sampler read only completed trials: for them it is a
+    plain redraw. The enqueued points are tried as they are (they are there on purpose)."""
 
     def __init__(self, *args, limits: dict[str, tuple[str, float]], points: list[tuple[dict, str]] = (),
-                 drawn_by: str | None = None, too_slow=None, **kwargs):
+                 drawn_by: str | None = None, too_slow: TooSlow | None = None, **kwargs):
         self._points = list(points)  # before super(): it sets the study up, which enqueues them
         self._drawn_by = drawn_by
         super().__init__(*args, **kwargs)
@@ -80,7 +88,7 @@ class SteeredOptunaSearch(OptunaSearch):
     def suggest(self, trial_id: str):
         config = super().suggest(trial_id)
         for _ in range(REDRAWS):
-            ruled_out = self._rule_out(config)
+            ruled_out = self._rule_out(trial_id, config)
             if ruled_out is None:
                 break
             ms, why = ruled_out
@@ -91,15 +99,17 @@ class SteeredOptunaSearch(OptunaSearch):
             log.info(f"a draw not trained, it cannot meet the constraints: {why}")
             config = super().suggest(trial_id)
         else:
-            log.info(f"{REDRAWS} draws in a row could not meet the constraints; this one is trained")
+            log.info(f"{REDRAWS} draws in a row could not meet the constraints by their FLOPs; the next one is "
+                     "trained unchecked (few students of the space are fast enough)")
         trial = self._ot_trials.get(trial_id)
         if isinstance(config, dict) and trial is not None:
             config[ORIGIN] = trial.user_attrs.get(ORIGIN, getattr(self, "_drawn_by", None))  # None: pickled before
         return config
 
-    def _rule_out(self, config) -> tuple[float, str] | None:
+    def _rule_out(self, trial_id: str, config) -> tuple[float, str] | None:
         too_slow = getattr(self, "_too_slow", None)  # None: pickled before it existed
-        if too_slow is None or not isinstance(config, dict):
+        trial = self._ot_trials.get(trial_id)
+        if too_slow is None or not isinstance(config, dict) or trial is None or ORIGIN in trial.user_attrs:
             return None
         return too_slow.check(candidate_from({k: v for k, v in config.items() if k in KNOBS}))
 
