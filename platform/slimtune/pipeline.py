@@ -286,7 +286,7 @@ def choose_winner(winners: list[Winner], teacher_accuracy: float, min_accuracy_r
 def _winners_stage(job: JobSpec, data, winners: list[Winner], out: Path) -> list[Winner]:
     from slimtune.searching.driver import build_shared
     from slimtune.searching.objective import run_candidate
-    from slimtune.searching.space import KNOBS, candidate_from
+    from slimtune.searching.space import candidate_of
 
     def finished(w: Winner) -> bool:  # and for the same trial: a resumed job may pick differently
         path = out / "final" / w.name / "metrics.json"
@@ -302,8 +302,7 @@ def _winners_stage(job: JobSpec, data, winners: list[Winner], out: Path) -> list
     for w in winners:
         folder = out / "final" / w.name
         if w in todo:
-            knobs = {k: w.search.get(k) for k in KNOBS if w.search.get(k) is not None}
-            candidate = replace(candidate_from(knobs), epochs=job.winners.epochs)
+            candidate = replace(candidate_of(w.search), epochs=job.winners.epochs)
             log.info(f"{w.name} (trial {w.trial_id}): " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                                              for k, v in candidate.as_dict().items() if v is not None)
                      + (f", vocab={final.vocab}" if candidate.vocab is None else ""))

@@ -24,7 +24,7 @@ from slimtune import log
 from slimtune.errors import SlimtuneError
 from slimtune.pruning.policy import units_kept
 from slimtune.pruning.run import hidden_kept
-from slimtune.searching.space import KNOBS, Candidate, SearchSpace, TeacherInfo, _ratios, candidate_from
+from slimtune.searching.space import Candidate, SearchSpace, TeacherInfo, _ratios, candidate_of
 
 MAX_TIMED = 4
 """Shapes timed at most before giving up on a point: each costs an export and a benchmark."""
@@ -193,7 +193,7 @@ def retime_near_budget(rows: list[dict], teacher_ms: float, budgets: list[float]
     timed = []
     for r in near:
         try:
-            timed.append((r, measure(candidate_from({k: r[k] for k in KNOBS if r.get(k) is not None}))))
+            timed.append((r, measure(candidate_of(r))))
         except Exception as exc:  # noqa: BLE001 (a correction: the trial's own figure stands)
             log.info(f"  trial {r.get('trial_id')}: not timed again ({type(exc).__name__}: {exc}); its own figure stands")
     teacher_alone = (before + measure(Candidate())) / 2

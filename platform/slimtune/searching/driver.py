@@ -27,7 +27,7 @@ from slimtune import log
 from slimtune.data import DataSpec, as_data_spec
 from slimtune.errors import SlimtuneError
 from slimtune.results import SearchResult, stage_metrics
-from slimtune.searching.space import KNOBS, Constraints, SearchSpace, TeacherInfo, candidate_from, load_space
+from slimtune.searching.space import KNOBS, Constraints, SearchSpace, TeacherInfo, candidate_of, load_space
 from slimtune.storage import ensure_writable, join
 from slimtune.storage import resolve as resolve_storage
 
@@ -381,7 +381,7 @@ def _trainable(config: dict, shared=None, threads: int = 1, trial_workers: int =
                 tune.report(json.loads(saved.read_text()), checkpoint=restored)
                 return
     torch.set_num_threads(threads)
-    candidate = candidate_from({k: v for k, v in config.items() if k in KNOBS})
+    candidate = candidate_of(config)
     train_fn = _ray_train_fn(trial_workers, use_gpu, threads, worker_cpus, join(storage, "train")) if trial_workers else None
     with tempfile.TemporaryDirectory(prefix="slimtune-trial-") as folder:
         metrics = run_candidate(candidate, shared, Path(folder), train_fn=train_fn)
@@ -459,7 +459,7 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
     search's teacher (`shared`), the deepest student timed within it comes next (searching.anchor).
     Drawn students that the constraints' latency rules out by their FLOPs are not trained
     (`searching.anchor.TooSlow`)."""
-    from slimtune.searching.anchor import MARGIN, TooSlow, budget_point, describe_shape, shape_timer
+    from slimtune.searching.anchor import MARGIN, TooSlow, budget_point, describe_shape
     from slimtune.searching.steer import BUDGET, ZERO_LAYER, SteeredOptunaSearch
 
     seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
@@ -469,8 +469,7 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
     points = [(zero, ZERO_LAYER)] if zero else []
     if spec.steer_speedup is not None and shared is not None:
         log.info(f"timing the deepest students of the space that may run {spec.steer_speedup:g}x faster than the teacher")
-        timer = shape_timer(shared.tokenizer_dir, shared.teacher_config, shared.teacher_shape, shared.seq,
-                            spec.latency_threads)
+        timer = _shape_timer(spec, shared)
         try:
             anchor = budget_point(space, info, spec.steer_speedup, shared.seq, timer)
         except Exception as exc:  # noqa: BLE001 (a head start, not a stage: the search goes on without it)
@@ -498,6 +497,14 @@ def make_searcher(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, share
                                seed=seed, points=points, drawn_by=spec.sampler, limits=limits, too_slow=too_slow)
 
 
+def _shape_timer(spec: SearchSpec, shared):
+    """ms of a candidate's shape, untrained, as this search times its trials (searching.anchor.shape_timer)."""
+    from slimtune.searching.anchor import shape_timer
+
+    return shape_timer(shared.tokenizer_dir, shared.teacher_config, shared.teacher_shape, shared.seq,
+                       spec.latency_threads)
+
+
 def _retimer(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, shared):
     """With trials side by side and a latency budget among the limits the sampler steers by (a
     latency constraint, the speed-up to reach), the trials near it timed again alone
@@ -506,13 +513,11 @@ def _retimer(spec: SearchSpec, space: SearchSpace, info: TeacherInfo, shared):
     budgets = [bound for metric, bound in steering_limits(spec, space, info).values() if metric == "latency_ms"]
     if spec.concurrency < 2 or not budgets:
         return None
-    from slimtune.searching.anchor import retime_near_budget, shape_timer
+    from slimtune.searching.anchor import retime_near_budget
 
     def retime(rows: list[dict]) -> None:
-        timer = shape_timer(shared.tokenizer_dir, shared.teacher_config, shared.teacher_shape, shared.seq,
-                            spec.latency_threads)
         try:
-            retime_near_budget(rows, teacher_ms, budgets, timer)
+            retime_near_budget(rows, teacher_ms, budgets, _shape_timer(spec, shared))
         except Exception as exc:  # noqa: BLE001 (the teacher's shape failed: the trials' own figures stand)
             log.info(f"the trials near the budget were not timed again ({type(exc).__name__}: {exc})")
 

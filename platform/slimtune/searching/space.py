@@ -270,6 +270,12 @@ def candidate_from(values: dict) -> Candidate:
     return Candidate(**values)
 
 
+def candidate_of(record: dict) -> Candidate:
+    """The candidate a trial's config, a search row or a winner's record names: its knobs; other
+    keys (origin, metrics) and knobs it leaves unset (None) are left out."""
+    return candidate_from({k: record[k] for k in KNOBS if record.get(k) is not None})
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """A space ready to sample: the function, its constraints, and a name for messages."""

@@ -19,7 +19,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from slimtune import log
-from slimtune.searching.space import KNOBS, candidate_from
+from slimtune.searching.space import candidate_of
 
 if TYPE_CHECKING:
     from slimtune.searching.anchor import TooSlow
@@ -111,7 +111,7 @@ class SteeredOptunaSearch(OptunaSearch):
         trial = self._ot_trials.get(trial_id)
         if too_slow is None or not isinstance(config, dict) or trial is None or ORIGIN in trial.user_attrs:
             return None
-        return too_slow.check(candidate_from({k: v for k, v in config.items() if k in KNOBS}))
+        return too_slow.check(candidate_of(config))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         trial = self._ot_trials.get(trial_id)
