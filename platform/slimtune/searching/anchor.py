@@ -209,9 +209,8 @@ MARGIN = 1.1
 """How far a drawn shape's FLOPs speed-up may fall short of the front's latency limit and still be
 trained (`TooSlow`). Timed alone, as the front's figures near a budget are (`retime_near_budget`),
 shapes have come out at most a few percent above their FLOPs speed-up (4 layers of MiniLM-L6
-keeping a quarter of the heads and FFN: 6.0x by FLOPs, 6.1x timed, above) and MPNet's cuts on
-20news at 0.91-0.95 of it; a trial's own timing beside another's training has come out up to 11%
-above (MPNet cut to 6 layers: 2.0x by FLOPs, 2.22x in its trial, seed 42 in README "The job on
+keeping a quarter of the heads and FFN: 6.0x by FLOPs, 6.1x timed, above); a trial's own timing
+beside another's training can come out further above (contention varies: README, "The job on
 20news"), but a trial that near a budget is timed again alone."""
 
 
@@ -222,7 +221,7 @@ class TooSlow:
     limits (`min_speedup`, `max_latency_ms`: `bounds`, in ms on the search's teacher scale) by more
     than MARGIN. Such a trial can never join the front, and cut from a big teacher it is the
     slowest to train: on 20news, MPNet cut to 8 layers (1.5x) or 6 (2.0x) took 10-14 minutes of an
-    8x search. Steering (`steer_speedup`) alone skips nothing: the front may hold slower students.
+    8x search (`trial_seconds`, session 19's runs of README "The job on 20news"). Steering (`steer_speedup`) alone skips nothing: the front may hold slower students.
     A dataclass, not a closure: Tune saves it with the searcher by plain pickle, so a `--resume`
     keeps the first run's bounds."""
 
