@@ -42,3 +42,12 @@ def stage_metrics(model_dir: str) -> dict:
         except (OSError, ValueError):
             continue
     return {}
+
+
+def stage_test_metrics(model_dir: str, fingerprint: str, max_length: int, truncation: str) -> dict | None:
+    """The test `accuracy`, `f1_macro` and `confusion` the stage that wrote `model_dir` measured
+    (`slimtune finetune`'s test pass), when of this data at this length and cut; else None."""
+    metrics = stage_metrics(model_dir)
+    same = (metrics.get("data", {}).get("fingerprint") == fingerprint and metrics.get("max_length") == max_length
+            and metrics.get("truncation", "head") == truncation and metrics.get("accuracy") is not None)
+    return {k: metrics.get(k) for k in ("accuracy", "f1_macro", "confusion")} if same else None

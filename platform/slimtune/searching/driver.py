@@ -26,7 +26,7 @@ from typing import Callable
 from slimtune import log
 from slimtune.data import DataSpec, as_data_spec
 from slimtune.errors import SlimtuneError
-from slimtune.results import SearchResult, stage_metrics
+from slimtune.results import SearchResult, stage_test_metrics
 from slimtune.searching.space import KNOBS, Constraints, SearchSpace, TeacherInfo, candidate_of, load_space
 from slimtune.storage import ensure_writable, join
 from slimtune.storage import resolve as resolve_storage
@@ -251,14 +251,6 @@ def _gives_zero_layers(space: SearchSpace, teacher: TeacherInfo, point: dict, se
     return inside and candidate.layers == 0
 
 
-def _finetune_test_accuracy(teacher_dir: str, fingerprint: str, max_length: int, truncation: str) -> float | None:
-    """The teacher's test accuracy from its `slimtune finetune` metrics, when they are of this data."""
-    metrics = stage_metrics(teacher_dir)
-    same = (metrics.get("data", {}).get("fingerprint") == fingerprint and metrics.get("max_length") == max_length
-            and metrics.get("truncation", "head") == truncation)
-    return metrics.get("accuracy") if same else None
-
-
 def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, saved: dict | None = None):
     """(Shared, teacher metrics): the data, tokens, teacher weights and logits every trial reads,
     and the teacher measured the way every trial is (validation/test accuracy, ONNX latency).
@@ -286,7 +278,7 @@ def build_shared(spec: SearchSpec, data=None, measure_teacher: bool = True, save
     data = inherit_truncation(data, teacher_dir)
     spec = replace(spec, max_length=resolve_max_length(spec.max_length, teacher_dir, data, tokenizer,
                                                        load_config(teacher_dir), spec.gpus_per_trial > 0))
-    known_test = _finetune_test_accuracy(teacher_dir, data.fingerprint, spec.max_length, data.truncation)
+    known_test = (stage_test_metrics(teacher_dir, data.fingerprint, spec.max_length, data.truncation) or {}).get("accuracy")
     data = subsample_train(data, spec.max_train_samples, spec.seed, spec.max_unlabeled_samples)
     teacher = load_classifier(teacher_dir, data.label_names).eval()
     encoded = encode_data(data, tokenizer, spec.max_length, transfer=True)
