@@ -45,8 +45,9 @@ class WinnersSpec:
     """The job's `winners:` section: trials distilled again with the full budget."""
 
     count: int = 2
-    """How many trials are distilled again (`pipeline.pick_winners` says which): with a budget, the
-    front member most accurate within it, the deepest trial within it, then the most accurate others."""
+    """How many trials at most are distilled again (`pipeline.pick_winners` says which): with a
+    budget, the front member most accurate within it, the deepest trial within it, then the most
+    accurate others; that one alone when the most accurate is the deepest."""
     min_accuracy_ratio: float = 0.97
     """Without a budget (`max_latency_ms`, `min_speedup`): the chosen winner is the fastest whose
     validation accuracy is at least this share of the teacher's (the most accurate when none is)."""

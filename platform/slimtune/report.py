@@ -302,7 +302,8 @@ bundle <code>{html.escape(w['bundle'])}</code>.</p>
 <div class="cards">{card_html}</div>
 </section>
 <section id="comparison"><h2>Teacher against the winners{" and the reference" if summary.get("reference") else ""}</h2>
-<p class="note">Test accuracy from the bundles themselves (onnxruntime, no torch). Latency: ONNX Runtime, batch 1,
+<p class="note">Test accuracy from the bundles themselves (onnxruntime, no torch), but the teacher's and the
+reference's fp32 figures, their fine-tuning's PyTorch test pass. Latency: ONNX Runtime, batch 1,
 {compare['seq']} tokens, {compare['threads']} thread(s), all models timed in turns in one process, median of
 {compare['rounds']} rounds. Speed-up is against the teacher's fp32 bundle.</p>
 <div class="wide">{_comparison(summary, manifests)}</div>

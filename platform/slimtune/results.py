@@ -45,9 +45,13 @@ def stage_metrics(model_dir: str) -> dict:
 
 
 def stage_test_metrics(model_dir: str, fingerprint: str, max_length: int, truncation: str) -> dict | None:
-    """The test `accuracy`, `f1_macro` and `confusion` the stage that wrote `model_dir` measured
-    (`slimtune finetune`'s test pass), when of this data at this length and cut; else None."""
+    """The test `accuracy`, `f1_macro`, `confusion` and `test_precision` (bf16, fp32; None where not
+    recorded) that `slimtune finetune` measured of the model in `model_dir`, when of this data at
+    this length and cut; else None. Other stages' `accuracy` is validation: their metrics have no
+    `data.test_rows`."""
     metrics = stage_metrics(model_dir)
-    same = (metrics.get("data", {}).get("fingerprint") == fingerprint and metrics.get("max_length") == max_length
-            and metrics.get("truncation", "head") == truncation and metrics.get("accuracy") is not None)
-    return {k: metrics.get(k) for k in ("accuracy", "f1_macro", "confusion")} if same else None
+    data = metrics.get("data", {})
+    same = (data.get("fingerprint") == fingerprint and data.get("test_rows") and metrics.get("max_length") == max_length
+            and metrics.get("truncation", "head") == truncation
+            and all(metrics.get(k) is not None for k in ("accuracy", "f1_macro", "confusion")))
+    return {k: metrics.get(k) for k in ("accuracy", "f1_macro", "confusion", "test_precision")} if same else None

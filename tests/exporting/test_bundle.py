@@ -25,9 +25,38 @@ def test_bundle_files_manifest_and_accuracy(trained_dir, texts_csv, tmp_path):
     saved = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert MANIFEST_KEYS <= set(saved) and saved == json.loads(json.dumps(manifest))
     assert saved["parity_max_abs_diff"] <= 1e-4 and saved["opset"] == 17
-    assert saved["accuracy_fp32"] >= 0.9
+    assert saved["accuracy_fp32"] >= 0.9 and saved["test_fp32_from"] == "bundle"
     assert saved["size_mb_int8"] > 0  # smaller only for real sizes: tiny matrices carry scale overhead
     assert json.loads((tmp_path / "b" / "labels.json").read_text()) == ["neg", "pos"]
+
+
+def test_a_fine_tunings_test_pass_stands_for_the_fp32_graph_not_for_int8(trained_dir, texts_csv, tmp_path):
+    """A job hands the export its teacher's test figures: the fp32 graph is not scored again, the
+    int8 one is; figures of other data, length or cut, or of a stage without a test pass, are not
+    taken."""
+    from slimtune.data import DataSpec, load_data
+    from slimtune.models import read_model_info, resolve_model
+    from slimtune.results import stage_test_metrics
+
+    data = load_data(DataSpec(str(texts_csv)))
+    info = read_model_info(resolve_model(str(trained_dir)))
+    cut = (info["max_length"], info["truncation"])
+    tested = stage_test_metrics(str(trained_dir), data.fingerprint, *cut)
+    assert tested is not None and tested["test_precision"] in ("bf16", "fp32")
+    assert stage_test_metrics(str(trained_dir), "other data", *cut) is None
+    assert stage_test_metrics(str(trained_dir), data.fingerprint, cut[0] * 2, cut[1]) is None
+    assert stage_test_metrics(str(trained_dir), data.fingerprint, cut[0], "tail") is None
+    other = tmp_path / "distilled"  # a student's metrics: its accuracy is validation, no test pass
+    other.mkdir()
+    (other / "metrics.json").write_text(json.dumps({k: v for k, v in json.loads(
+        (trained_dir / "metrics.json").read_text()).items() if k != "data"} | {"data": {"fingerprint": data.fingerprint}}))
+    assert stage_test_metrics(str(other), data.fingerprint, *cut) is None
+
+    marked = {**tested, "accuracy": 0.5}  # a figure the graph would not score: the one kept
+    manifest = run_export(ExportSpec(str(trained_dir), str(tmp_path / "b"), seq=32, optimize=False), data, marked)
+    assert manifest["accuracy_fp32"] == 0.5 and manifest["test_fp32_from"] == f"stage-{tested['test_precision']}"
+    assert manifest["accuracy_int8"] >= 0.9  # scored by the int8 graph itself
+    assert "fine-tuning's test pass" in (tmp_path / "b" / "README.md").read_text()
 
 
 def test_pruned_model_passes_the_same_gate(trained_dir, texts_csv, tmp_path):

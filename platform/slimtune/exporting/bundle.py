@@ -105,7 +105,7 @@ Runs with onnxruntime, tokenizers and numpy only:
 | size | {m['size_mb_fp32']:.1f} MB | {(m['size_mb_int8'] or 0):.1f} MB |
 
 Parity with PyTorch: max |logit difference| {m['parity_max_abs_diff']:.2e} on {m['parity_samples']} texts.
-{"The fp32 test accuracy is the PyTorch model's, from the test pass of the stage that trained it." if m.get('test_fp32_from') == 'stage' else ''}
+{"The fp32 test accuracy is the PyTorch model's, from its fine-tuning's test pass (" + m['test_fp32_from'] + "), not this graph's." if (m.get('test_fp32_from') or '').startswith('stage') else ''}
 {m.get('int8_note') or ''}
 Vocabulary: {m['vocab_size']:,} pieces (`tokenizer.json` and the embedding table match).
 {_mobile_card(m)}
@@ -137,9 +137,9 @@ def run_export(spec: ExportSpec, data=None, tested: dict | None = None) -> dict:
     """Export, check, quantize, measure and bundle `spec.model` into `spec.out`; `data`: the
     already loaded TextData of `spec.data` (a job loads it once). `tested`: the test metrics
     (accuracy, f1_macro, confusion) of this very model on `data`'s test split from the stage that
-    trained it (`results.stage_test_metrics`): the fp32 graph, which parity ties to that model, is
-    then not scored on test again (MPNet-base over 20news's 7,528 test texts: about 12 minutes
-    on 2 cores); the int8 graph, which parity does not tie, always is."""
+    trained it (`results.stage_test_metrics`): the fp32 graph, which parity ties to that model in
+    fp32, is then not scored on test again; the figure is that pass's, in bf16 where it ran in bf16
+    (`test_fp32_from`: stage-bf16). The int8 graph, which parity does not tie, always is."""
     from slimtune.exporting.benchmark import bench_onnx
     from slimtune.exporting.onnx_export import OPSET, check_parity, export_onnx, parity
     from slimtune.exporting.quantize import quantize_dynamic_int8, quantize_static_int8
@@ -301,7 +301,8 @@ def _measure(folder: Path, data, spec: ExportSpec, has_int8: bool, bench_onnx, B
             if kind == "int8" and not has_int8:
                 continue
             if kind == "fp32" and tested is not None:
-                scores, result["test_fp32_from"] = tested, "stage"
+                precision = tested.get("test_precision")
+                scores, result["test_fp32_from"] = tested, f"stage-{precision}" if precision else "stage"
             else:
                 # accuracy is not a timing: every core, large length-sorted batches
                 scores = Bundle(folder, int8=flag, check=False).evaluate(texts, labels, batch_size=64)
@@ -309,7 +310,8 @@ def _measure(folder: Path, data, spec: ExportSpec, has_int8: bool, bench_onnx, B
             result[f"accuracy_{kind}"], result[f"f1_macro_{kind}"] = scores["accuracy"], scores["f1_macro"]
             result[f"confusion_{kind}"] = scores["confusion"]  # rows: true label, columns: predicted
         log.info(f"test accuracy fp32 {result['accuracy_fp32']:.4f}"
-                 + (" (its stage's test pass, PyTorch; not scored again)" if tested is not None else "")
+                 + (f" (its fine-tuning's test pass, PyTorch {tested.get('test_precision') or ''}; not scored again)"
+                    if tested is not None else "")
                  + (f", int8 {result['accuracy_int8']:.4f}" if has_int8 else ""))
         if has_int8 and result["accuracy_fp32"] - result["accuracy_int8"] > INT8_MAX_ACCURACY_DROP:
             drop = 100 * (result["accuracy_fp32"] - result["accuracy_int8"])

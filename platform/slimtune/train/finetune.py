@@ -147,6 +147,8 @@ def run_finetune(spec: FinetuneSpec, data: TextData | None = None) -> dict:
                          spec.train.eval_batch_size)
     log.info(f"test accuracy {test['accuracy']:.4f}, f1_macro {test['f1_macro']:.4f} ({len(data.test)} texts)")
 
+    from slimtune.train.loop import bf16_on
+
     (out / "split.json").write_text(json.dumps(data.split_info) + "\n")
     metrics = {
         "accuracy": test["accuracy"],
@@ -159,6 +161,9 @@ def run_finetune(spec: FinetuneSpec, data: TextData | None = None) -> dict:
         "resumed_from": record.resumed_from,
         "label_names": list(data.label_names),
         "confusion": test["confusion"],
+        # the test pass ran under `autocast`: bf16 where this device runs it (a bundle reusing the
+        # figure says so)
+        "test_precision": "bf16" if bf16_on(next(model.parameters()).device) else "fp32",
         "best_epoch": record.best_epoch,
         "stopped_early": record.stopped_early,
         "validation": record.best_metrics,
