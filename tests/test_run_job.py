@@ -110,13 +110,14 @@ export: {{seq: 32, rounds: 2}}
     assert chosen == expected and [w["name"] for w in winners if w["chosen"]] == [chosen]
     assert result.metrics["winner"]["bundle"] == str(out / "winners" / chosen)
     assert (out / "winner").resolve() == (out / "winners" / chosen).resolve()
+    teacher_test = json.loads((out / "teacher" / "metrics.json").read_text())
     for bundle in [out / "teacher_bundle"] + [out / "winners" / w["name"] for w in winners]:
         manifest = json.loads((bundle / "manifest.json").read_text())
         assert (bundle / "model.onnx").exists() and (bundle / "model.int8.onnx").exists()
         assert manifest["accuracy_fp32"] is not None and len(manifest["confusion_fp32"]) == 2
         # the teacher's fp32 graph is not scored on test again: its fine-tuning's test pass is reused
-        assert manifest["test_fp32_from"] == ("stage" if bundle.name == "teacher_bundle" else "bundle")
-    teacher_test = json.loads((out / "teacher" / "metrics.json").read_text())
+        assert manifest["test_fp32_from"] == (f"stage-{teacher_test['test_precision']}"
+                                              if bundle.name == "teacher_bundle" else "bundle")
     assert json.loads((out / "teacher_bundle" / "manifest.json").read_text())["accuracy_fp32"] == teacher_test["accuracy"]
     shared = tmp_path / "shared" / "out"  # checkpoints, trials and a copy of the results
     assert (shared / "results" / "report.html").exists() and (shared / "results" / "winners" / "winner-1" / "model.onnx").exists()
@@ -124,7 +125,7 @@ export: {{seq: 32, rounds: 2}}
     assert set(compare) == {f"{n}/{p}" for n in ["teacher", "reference"] + [w["name"] for w in winners]
                             for p in ("fp32", "int8")} | {"linear"}
     reference_bundle = json.loads((out / "reference_bundle" / "manifest.json").read_text())
-    assert summary["reference"]["test_accuracy"] == reference_bundle["accuracy_fp32"] and reference_bundle["test_fp32_from"] == "stage"
+    assert summary["reference"]["test_accuracy"] == reference_bundle["accuracy_fp32"] and reference_bundle["test_fp32_from"].startswith("stage-")
     row = compare[f"{chosen}/fp32"]  # the speed-up is the measured ratio, and the winner is smaller
     assert row["speedup_vs_teacher_fp32"] == pytest.approx(compare["teacher/fp32"]["latency_ms_p50"] / row["latency_ms_p50"])
     assert row["size_mb"] < compare["teacher/fp32"]["size_mb"]
