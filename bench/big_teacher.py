@@ -14,7 +14,8 @@ rows are labelled, which are held out; default the job's own):
     where the job's linear model teaches beside MPNet (`alternatives.teach`, auto: on 20news it
     does), a third time with it, as the job's own students learn.
 Every bundle (fp32 and int8) is timed in turns in one process at 1 thread, batch 1, the export's
-length; test accuracy comes from the bundles themselves. Per seed it prints them side by side, the
+length; test accuracy comes from the bundles themselves, but for the job's teacher and reference
+fp32 bundles, whose figures are their fine-tuning's test pass (manifest `test_fp32_from`). Per seed it prints them side by side, the
 search's front, whether a winner dominates (a) and (b), and the linear TF-IDF model beside the
 chosen winner (both timed from text by the job's compare stage); then, over the seeds, the chosen
 winner's mean test accuracy against (a)'s and the linear model's, its speed-up over the teacher,

@@ -187,6 +187,10 @@ def test_pick_winners_within_a_latency_budget():
     pareto["eligible"][2]["encoder_flops"] = 3e10
     alone = pick_winners(pareto, 3, 0.97, min_speedup=5)
     assert [w.trial_id for w in alone] == ["c"] and alone[0].picked_because.endswith("and the deepest")
+    # rows whose depth columns are empty (older Tune rows) say nothing: the next most accurate comes second
+    blank = {"teacher": pareto["teacher"],
+             "front": [{**r, "num_layers": None, "layers": None, "encoder_flops": None} for r in pareto["front"]]}
+    assert [w.trial_id for w in pick_winners(blank, 2, 0.97, min_speedup=5)] == ["c", "b"]
     # depth before FLOPs: e's 4 layers over c's 1 layer of more FLOPs
     for row, layers in zip(pareto["eligible"], (0, 1, 1, 6, 4, 6)):
         row["layers"] = layers
