@@ -310,8 +310,7 @@ def _measure(folder: Path, data, spec: ExportSpec, has_int8: bool, bench_onnx, B
             result[f"accuracy_{kind}"], result[f"f1_macro_{kind}"] = scores["accuracy"], scores["f1_macro"]
             result[f"confusion_{kind}"] = scores["confusion"]  # rows: true label, columns: predicted
         log.info(f"test accuracy fp32 {result['accuracy_fp32']:.4f}"
-                 + (f" (its fine-tuning's test pass, PyTorch {tested.get('test_precision') or ''}".rstrip()
-                    + "; not scored again)" if tested is not None else "")
+                 + (f" (its fine-tuning's test pass: {result['test_fp32_from']}; not scored again)" if tested is not None else "")
                  + (f", int8 {result['accuracy_int8']:.4f}" if has_int8 else ""))
         if has_int8 and result["accuracy_fp32"] - result["accuracy_int8"] > INT8_MAX_ACCURACY_DROP:
             drop = 100 * (result["accuracy_fp32"] - result["accuracy_int8"])
