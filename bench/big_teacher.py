@@ -2,6 +2,7 @@
 
     python bench/big_teacher.py [--job jobs/mpnet.yaml] [--data SOURCE] [--seeds 1,2]
                                 [--set key=value ...] [--out runs/bench-big] [--rounds 9]
+                                [--arms transfer,labelled,blend]
 
 For the job's data (`--data builtin:20news` for the 20 newsgroups) and each seed (`data.seed`: which
 rows are labelled, which are held out; default the job's own):
@@ -12,7 +13,7 @@ rows are labelled, which are held out; default the job's own):
     states), once on the labelled rows plus the job's transfer set (its other training texts, labels
     hidden, and `data.unlabeled`) and once on the labelled rows alone: what the transfer set adds;
     where the job's linear model teaches beside MPNet (`alternatives.teach`, auto: on 20news it
-    does), a third time with it, as the job's own students learn.
+    does), a third time with it, as the job's own students learn (`--arms` picks among the three).
 Every bundle (fp32 and int8) is timed in turns in one process at 1 thread, batch 1, the export's
 length; test accuracy comes from the bundles themselves, but for the job's teacher and reference
 fp32 bundles, whose figures are their fine-tuning's test pass (manifest `test_fp32_from`). Per seed it prints them side by side, the
@@ -57,9 +58,12 @@ def run_seed(args, seed: int | None, folder: Path) -> dict:
 
     d, t = job.data, job.finetune.train
     bundles = {"teacher": Path(job.out) / "teacher_bundle", DIRECT: Path(job.out) / "reference_bundle"}
-    arms = [(DISTILLED, "distilled", d.max_unlabeled_samples, None), (LABELLED_ONLY, "distilled-labelled", 0, None)]
+    arms = [(DISTILLED, "distilled", d.max_unlabeled_samples, None, "transfer"),
+            (LABELLED_ONLY, "distilled-labelled", 0, None, "labelled")]
     if summary["stages"].get("alternatives", {}).get("teach", {}).get("on"):  # what the job's students learned from
-        arms.append((BLENDED, "distilled-blend", d.max_unlabeled_samples, str(Path(job.out) / "alternatives" / "linear")))
+        arms.append((BLENDED, "distilled-blend", d.max_unlabeled_samples, str(Path(job.out) / "alternatives" / "linear"),
+                     "blend"))
+    arms = [arm[:4] for arm in arms if arm[4] in args.arms.split(",")]
     for name, tag, transfer, linear in arms:
         model, bundle = folder / tag, folder / f"{tag}_bundle"
         if not (model / "metrics.json").exists():  # the job's data section, the transfer set as the arm says
@@ -117,12 +121,13 @@ def run_seed(args, seed: int | None, folder: Path) -> dict:
         print(f"from text to label (the job's compare stage): linear TF-IDF test {linear['test_accuracy']:.4f} at "
               f"{linear['latency_ms']:.2f} ms, {linear['size_mb']:.1f} MB; chosen {chosen['name']} "
               f"{chosen['test_accuracy']:.4f} at {chosen['latency_ms_text']:.2f} ms", file=sys.stderr)
-    print(f"job: {job_seconds / 60:.1f} min this run (total {summary['total_seconds'] / 60:.1f} min); chosen "
+    total = summary.get("total_seconds_all_runs", summary["total_seconds"])  # with the runs a resume skipped
+    print(f"job: {job_seconds / 60:.1f} min this run ({total / 60:.1f} min with the runs before); chosen "
           f"{chosen['name']}: {chosen['speedup_vs_teacher_fp32']:.2f}x at {100 * chosen['accuracy_vs_teacher_fp32']:.1f}% "
           "of the teacher's test accuracy", file=sys.stderr)
     return {"seed": d.seed, "rows": rows, "dominated_by": verdict, "front": front,
             "data": summary["data"], "teacher_epochs": len(summary["stages"]["teacher"].get("history") or []),
-            "job_total_seconds": summary["total_seconds"], "chosen": chosen,
+            "job_total_seconds": total, "chosen": chosen,
             "chosen_test_accuracy": rows[f"(c) {chosen['name']}|fp32"]["test_accuracy"],
             "linear": linear and {k: linear[k] for k in ("test_accuracy", "latency_ms", "size_mb")}}
 
@@ -135,7 +140,14 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a job override, for every seed")
     parser.add_argument("--out", default="runs/bench-big")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--arms", default="transfer,labelled,blend",
+                        help="which (b) arms: transfer (with the transfer set), labelled (without), blend (with the "
+                             "linear teacher too, where the job's students had it); on 20news on 2 cores transfer and "
+                             "blend take about 40 min a seed each, labelled about 7")
     args = parser.parse_args()
+    unknown = set(args.arms.split(",")) - {"transfer", "labelled", "blend"}
+    if unknown:
+        parser.error(f"--arms: {', '.join(sorted(unknown))} unknown; pick from transfer, labelled, blend")
 
     out = Path(args.out).resolve()
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [None]
@@ -144,16 +156,18 @@ def main() -> None:
     def mean(key: str) -> float:
         return statistics.mean(r["rows"][key]["test_accuracy"] for r in results)
 
+    def mean_of(name: str) -> str:  # an arm's mean, where every seed ran it
+        return (f", {name} {statistics.mean(r['rows'][f'{name}|fp32']['test_accuracy'] for r in results):.4f}"
+                if all(f"{name}|fp32" in r["rows"] for r in results) else "")
+
     chosen = statistics.mean(r["chosen_test_accuracy"] for r in results)
     gain = 100 * (chosen - mean(f"{DIRECT}|fp32"))
     speedups = [r["chosen"]["speedup_vs_teacher_fp32"] for r in results]
-    blended = (f", {BLENDED} {mean(f'{BLENDED}|fp32'):.4f}" if all(f"{BLENDED}|fp32" in r["rows"] for r in results)
-               else "")
     linear = (f", linear TF-IDF {statistics.mean(r['linear']['test_accuracy'] for r in results):.4f}"
               if all(r["linear"] for r in results) else "")
     print(f"\nover {len(results)} seed(s), test accuracy: teacher {mean('teacher|fp32'):.4f}, {DIRECT} "
-          f"{mean(f'{DIRECT}|fp32'):.4f}, {DISTILLED} {mean(f'{DISTILLED}|fp32'):.4f}, {LABELLED_ONLY} "
-          f"{mean(f'{LABELLED_ONLY}|fp32'):.4f}{blended}{linear}, the chosen winner {chosen:.4f} ({gain:+.2f} points "
+          f"{mean(f'{DIRECT}|fp32'):.4f}{mean_of(DISTILLED)}{mean_of(LABELLED_ONLY)}{mean_of(BLENDED)}{linear}, "
+          f"the chosen winner {chosen:.4f} ({gain:+.2f} points "
           f"over {DIRECT}); "
           f"its fp32 speed-up over the teacher {', '.join(f'{x:.2f}x' for x in speedups)}; jobs "
           f"{', '.join(str(round(r['job_total_seconds'] / 60)) for r in results)} min", file=sys.stderr)

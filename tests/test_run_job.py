@@ -138,9 +138,18 @@ export: {{seq: 32, rounds: 2}}
     assert not page.external and page.scripts == 0 and page.tables >= 4
 
     stamp = (out / "winners" / chosen / "manifest.json").stat().st_mtime
+    first = json.loads((out / "summary.json").read_text())
+    assert first["seconds_all_runs"] == first["seconds"] and first["total_seconds_all_runs"] == first["total_seconds"]
     capfd.readouterr()
-    run_job(job, resume=True)
+    again = run_job(job, resume=True).metrics
     log = capfd.readouterr().err
+    # the resumed stages took seconds; what they cost is kept from the first run
+    assert again["seconds"]["teacher"] < 0.5 * first["seconds"]["teacher"]
+    for stage, seconds in first["seconds"].items():
+        assert again["seconds_all_runs"][stage] == pytest.approx(seconds + again["seconds"].get(stage, 0.0))
+    assert again["total_seconds_all_runs"] == pytest.approx(again["total_seconds"] + sum(first["seconds"].values()))
+    assert "with the stages of the runs before" in log
+    assert "seconds, all runs" in (out / "report.html").read_text()
     for stage in ("teacher", "search", "compare"):
         assert f"{stage}: already" in log
     assert "linear TF-IDF model already fitted" in log

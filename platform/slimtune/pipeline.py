@@ -20,7 +20,8 @@ The job file is checked whole before any work (slimtune.job); the data is loaded
 to every stage. Under `--resume` a stage whose outputs exist is not run again; a half-finished
 search continues where it stopped, and a search whose constraints changed recomputes its front
 from the trials it has (so does one whose pareto.json predates its list of finished trials, when
-no front member is within the winners' latency budget).
+no front member is within the winners' latency budget). summary.json keeps this run's stage
+times (`seconds`) and, beside them, what each stage took over all runs (`seconds_all_runs`).
 """
 
 from __future__ import annotations
@@ -524,6 +525,16 @@ def _publish(job: JobSpec, out: Path, names: list[str]) -> None:
     log.info(f"copied the report, summary and bundles to {target}")
 
 
+def _earlier_seconds(out: Path) -> dict[str, float]:
+    """Seconds each stage took over the runs of this job before a resume, from its summary.json
+    (`seconds_all_runs`; a summary written before that key existed has one run's `seconds`)."""
+    path = out / "summary.json"
+    if not path.exists():
+        return {}
+    before = json.loads(path.read_text())
+    return dict(before.get("seconds_all_runs") or before.get("seconds") or {})
+
+
 def _write_summary(out: Path, summary: dict) -> None:
     from slimtune.storage import write_text_atomic
 
@@ -552,8 +563,11 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     ensure_writable(out, "--out")
     _check_job_space(job)
     data = load_data(job.data)  # once: every stage gets this, each tokenizer encodes it once
+    earlier = _earlier_seconds(out) if resume else {}
     started = time.perf_counter()
     summary: dict = {"job": dataclasses.asdict(job), "stages": {}, "seconds": {},
+                     # a resumed stage takes seconds; what it cost is what the runs before spent on it
+                     "seconds_all_runs": dict(earlier),
                      # what the stages learn from: labelled rows, and the transfer set distillation adds
                      "data": {"train_rows": len(data.train), "unlabeled_rows": len(data.unlabeled),
                               "validation_rows": len(data.validation), "test_rows": len(data.test),
@@ -562,6 +576,7 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     def done(stage: str, t0: float, **values) -> None:
         summary["stages"][stage] = values
         summary["seconds"][stage] = time.perf_counter() - t0
+        summary["seconds_all_runs"][stage] = earlier.get(stage, 0.0) + summary["seconds"][stage]
         _write_summary(out, summary)
 
     t0 = time.perf_counter()
@@ -622,12 +637,16 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
         link.unlink()
     link.symlink_to(Path("winners") / chosen, target_is_directory=True)
     summary["total_seconds"] = time.perf_counter() - started
+    summary["total_seconds_all_runs"] = summary["total_seconds"] + sum(earlier.values())
     write_report(out, summary, pareto, manifests)
     done("report", t0, path=str(out / "report.html"))
     if job.storage:
         _publish(job, out, list(manifests))
     w = summary["winner"]
-    log.info(f"job done in {log.format_seconds(summary['total_seconds'])}: {out / 'report.html'}")
+    spent = log.format_seconds(summary["total_seconds"])
+    if earlier:
+        spent += f" ({log.format_seconds(summary['total_seconds_all_runs'])} with the stages of the runs before)"
+    log.info(f"job done in {spent}: {out / 'report.html'}")
     log.info(f"winner {chosen}: {w['latency_ms_text']:.2f} ms from text to label (fp32), validation "
              f"{w['validation_accuracy']:.4f}, test {w['test_accuracy']:.4f}; {w['speedup_vs_teacher_fp32']:.2f}x "
              f"faster than the teacher (fp32 model), {100 * w['accuracy_vs_teacher_fp32']:.1f}% of its test accuracy; "
