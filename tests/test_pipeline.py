@@ -233,3 +233,34 @@ def test_the_reference_learns_at_its_own_widths_rate(tmp_path, tiny_model_dir):
     assert job.reference.train.lr == 1e-3 and _own_lr(job.reference, str(tiny_model_dir)).train.lr is None
     same = load_job(_job(tmp_path, f"model: {tiny_model_dir}\nreference: {tiny_model_dir}\nfinetune: {{lr: 1e-3}}\n"))
     assert _own_lr(same.reference, str(tiny_model_dir)).train.lr == 1e-3
+
+
+def test_stage_times_over_runs(tmp_path):
+    """A summary from before `seconds_all_runs` existed counts as one run; a stage that stops counts its
+    time over all runs but not as this run's figure; a job that stopped before any stage leaves no summary."""
+    import json
+
+    from slimtune.pipeline import _StageTimes
+
+    (tmp_path / "summary.json").write_text(json.dumps({"seconds": {"teacher": 5.0, "search": 3.0}, "total_seconds": 9.0}))
+    summary = {"stages": {}, "seconds": {}}
+    times = _StageTimes(tmp_path, summary, resume=True)
+    assert summary["seconds_all_runs"] == {"teacher": 5.0, "search": 3.0} and times.earlier_total == 9.0
+    times.begin("teacher")
+    times.end(accuracy=0.9)
+    times.begin("search")
+    time.sleep(0.2)
+    times.failed()
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert 5.0 < written["seconds_all_runs"]["teacher"] < 5.2 and written["seconds_all_runs"]["search"] >= 3.2
+    assert set(written["seconds"]) == {"teacher"} and written["total_seconds_all_runs"] >= 9.2
+    again = _StageTimes(tmp_path, {"stages": {}, "seconds": {}}, resume=True)  # the next resume starts from those
+    assert again.earlier == written["seconds_all_runs"] and again.earlier_total == written["total_seconds_all_runs"]
+    assert _StageTimes(tmp_path, {"stages": {}, "seconds": {}}, resume=False).earlier == {}
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    times = _StageTimes(fresh, {"stages": {}, "seconds": {}}, resume=False)
+    times.begin("teacher")
+    times.failed()
+    assert not (fresh / "summary.json").exists()

@@ -2,6 +2,7 @@
 `--resume` that redoes nothing."""
 
 import json
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -139,17 +140,16 @@ export: {{seq: 32, rounds: 2}}
 
     stamp = (out / "winners" / chosen / "manifest.json").stat().st_mtime
     first = json.loads((out / "summary.json").read_text())
-    assert first["seconds_all_runs"] == first["seconds"] and first["total_seconds_all_runs"] == first["total_seconds"]
+    assert first["seconds_all_runs"] == first["seconds"] and first["total_seconds_all_runs"] >= first["total_seconds"]
     capfd.readouterr()
     again = run_job(job, resume=True).metrics
     log = capfd.readouterr().err
-    # the resumed stages took seconds; what they cost is kept from the first run
-    assert again["seconds"]["teacher"] < 0.5 * first["seconds"]["teacher"]
+    # the resumed stages take seconds; what they cost is kept from the first run, and added to
     for stage, seconds in first["seconds"].items():
-        assert again["seconds_all_runs"][stage] == pytest.approx(seconds + again["seconds"].get(stage, 0.0))
-    assert again["total_seconds_all_runs"] == pytest.approx(again["total_seconds"] + sum(first["seconds"].values()))
-    assert "with the stages of the runs before" in log
-    assert "seconds, all runs" in (out / "report.html").read_text()
+        assert again["seconds_all_runs"][stage] == pytest.approx(seconds + again["seconds"][stage])
+    assert again["total_seconds_all_runs"] >= first["total_seconds_all_runs"] + again["total_seconds"]
+    assert again["total_seconds_all_runs"] < first["total_seconds_all_runs"] + again["total_seconds"] + 60
+    assert "with the runs before" in log and "seconds, all runs" in (out / "report.html").read_text()
     for stage in ("teacher", "search", "compare"):
         assert f"{stage}: already" in log
     assert "linear TF-IDF model already fitted" in log
@@ -181,6 +181,21 @@ export: {{seq: 32, rounds: 2}}
     assert {w["name"]: w["trial_id"] for w in again["stages"]["winners"]["winners"]} == after
     assert again["winner"]["rule_met"] is False
     assert any(n.startswith("no winner runs at least 1e+06x faster than the teacher") for n in again["winner"]["notes"])
+
+    # a resumed run that stops in a stage: that stage's time so far still counts over all runs
+    import slimtune.pipeline
+
+    def stopped(*args):
+        time.sleep(0.5)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(slimtune.pipeline, "_compare_stage", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(job, resume=True)
+    last = json.loads((out / "summary.json").read_text())
+    assert last["seconds_all_runs"]["compare"] >= again["seconds_all_runs"]["compare"] + 0.5
+    assert "compare" not in last["seconds"] and last["seconds_all_runs"]["teacher"] > again["seconds_all_runs"]["teacher"]
+    assert last["total_seconds_all_runs"] >= again["total_seconds_all_runs"] + 0.5
 
 
 def job_rows(job):

@@ -21,7 +21,7 @@ to every stage. Under `--resume` a stage whose outputs exist is not run again; a
 search continues where it stopped, and a search whose constraints changed recomputes its front
 from the trials it has (so does one whose pareto.json predates its list of finished trials, when
 no front member is within the winners' latency budget). summary.json keeps this run's stage
-times (`seconds`) and, beside them, what each stage took over all runs (`seconds_all_runs`).
+times (`seconds`) and, beside them, what each stage took over every run (`seconds_all_runs`).
 """
 
 from __future__ import annotations
@@ -525,14 +525,46 @@ def _publish(job: JobSpec, out: Path, names: list[str]) -> None:
     log.info(f"copied the report, summary and bundles to {target}")
 
 
-def _earlier_seconds(out: Path) -> dict[str, float]:
-    """Seconds each stage took over the runs of this job before a resume, from its summary.json
-    (`seconds_all_runs`; a summary written before that key existed has one run's `seconds`)."""
-    path = out / "summary.json"
-    if not path.exists():
-        return {}
-    before = json.loads(path.read_text())
-    return dict(before.get("seconds_all_runs") or before.get("seconds") or {})
+class _StageTimes:
+    """This run's stage times (summary.json `seconds`) and what each stage took over every run of the
+    job (`seconds_all_runs`, `total_seconds_all_runs`): under --resume a finished stage skips in
+    seconds, and without the runs before a resumed job would say it took that long. Written after
+    each stage, and when one fails its time so far counts too (a process killed outright keeps what
+    its last finished stage wrote)."""
+
+    def __init__(self, out: Path, summary: dict, resume: bool):
+        path = out / "summary.json"
+        before = json.loads(path.read_text()) if resume and path.exists() else {}
+        # a summary written before these keys existed holds one run's figures
+        self.earlier = dict(before.get("seconds_all_runs") or before.get("seconds") or {})
+        self.earlier_total = before.get("total_seconds_all_runs", before.get("total_seconds", sum(self.earlier.values())))
+        self.out, self.summary, self.stage = out, summary, None
+        self.started = self.t0 = time.perf_counter()
+        summary["seconds_all_runs"] = dict(self.earlier)
+
+    def begin(self, stage: str) -> None:
+        self.stage, self.t0 = stage, time.perf_counter()
+
+    def end(self, **values) -> None:
+        """The stage begun last is done: its results and its time."""
+        self.summary["stages"][self.stage] = values
+        self._write(finished=True)
+
+    def failed(self) -> None:
+        """The stage begun last stopped: its time counts over all runs, not as this run's figure. A job
+        that stopped before any stage finished leaves no summary (a plain rerun is not refused)."""
+        if (self.out / "summary.json").exists():
+            self._write(finished=False)
+
+    def _write(self, finished: bool) -> None:
+        now, summary = time.perf_counter(), self.summary
+        if self.stage is not None:
+            if finished:
+                summary["seconds"][self.stage] = now - self.t0
+            summary["seconds_all_runs"][self.stage] = self.earlier.get(self.stage, 0.0) + now - self.t0
+        summary["total_seconds_all_runs"] = self.earlier_total + now - self.started
+        _write_summary(self.out, summary)
+        self.stage = None
 
 
 def _write_summary(out: Path, summary: dict) -> None:
@@ -554,7 +586,6 @@ def _check_job_space(job: JobSpec) -> None:
 
 def run_job(job: JobSpec, resume: bool = False) -> Result:
     from slimtune.data import load_data
-    from slimtune.report import write_report
     from slimtune.storage import ensure_writable
 
     out = Path(job.out)
@@ -563,35 +594,37 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     ensure_writable(out, "--out")
     _check_job_space(job)
     data = load_data(job.data)  # once: every stage gets this, each tokenizer encodes it once
-    earlier = _earlier_seconds(out) if resume else {}
-    started = time.perf_counter()
     summary: dict = {"job": dataclasses.asdict(job), "stages": {}, "seconds": {},
-                     # a resumed stage takes seconds; what it cost is what the runs before spent on it
-                     "seconds_all_runs": dict(earlier),
                      # what the stages learn from: labelled rows, and the transfer set distillation adds
                      "data": {"train_rows": len(data.train), "unlabeled_rows": len(data.unlabeled),
                               "validation_rows": len(data.validation), "test_rows": len(data.test),
                               "truncation": data.truncation}}
 
-    def done(stage: str, t0: float, **values) -> None:
-        summary["stages"][stage] = values
-        summary["seconds"][stage] = time.perf_counter() - t0
-        summary["seconds_all_runs"][stage] = earlier.get(stage, 0.0) + summary["seconds"][stage]
-        _write_summary(out, summary)
+    times = _StageTimes(out, summary, resume)
+    try:
+        return _run_stages(job, data, resume, summary, times)
+    except BaseException:  # Ctrl-C too: the stage's time so far is kept for the run that resumes it
+        times.failed()
+        raise
 
-    t0 = time.perf_counter()
+
+def _run_stages(job: JobSpec, data, resume: bool, summary: dict, times: _StageTimes) -> Result:
+    from slimtune.report import write_report
+
+    out = Path(job.out)
+    times.begin("teacher")
     teacher = _teacher_stage(job, data, resume)
-    done("teacher", t0, dir=teacher.path, **{k: teacher.metrics.get(k) for k in
+    times.end(dir=teacher.path, **{k: teacher.metrics.get(k) for k in
                                               ("accuracy", "f1_macro", "num_parameters", "train_seconds", "train",
                                                "best_epoch", "stopped_early", "history", "max_length")})
     summary["data"]["max_length"] = teacher.metrics.get("max_length")
     summary["data"]["truncation"] = teacher.metrics.get("truncation") or data.truncation or "head"
-    t0 = time.perf_counter()
+    times.begin("reference")
     reference = _reference_stage(job, data, teacher)
     if reference is not None:
-        done("reference", t0, dir=reference.path, model=job.reference.model, **{
+        times.end(dir=reference.path, model=job.reference.model, **{
             k: reference.metrics.get(k) for k in ("accuracy", "best_epoch", "history", "train_seconds")})
-    t0 = time.perf_counter()
+    times.begin("alternatives")
     linear = _alternatives_stage(job, data, out)
     if linear is None and job.alternatives.teach is True:
         raise SlimtuneError("alternatives.teach: no linear model was fitted on this data (the line above says why); "
@@ -599,32 +632,32 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     job, teach = _teach(job, data, linear, teacher)
     summary["job"] = dataclasses.asdict(job)  # with the search's linear teacher when auto switched it on
     if linear is not None:
-        done("alternatives", t0, teach=teach, linear={k: linear.get(k) for k in (
+        times.end(teach=teach, linear={k: linear.get(k) for k in (
             "accuracy", "f1_macro", "accuracy_validation", "C", "num_features", "size_mb", "fit_seconds")})
-    t0 = time.perf_counter()
+    times.begin("search")
     search = _search_stage(job, data, resume)
     pareto = search.metrics
-    done("search", t0, dir=search.path, front_size=len(search.front), trials_finished=pareto["trials_finished"],
+    times.end(dir=search.path, front_size=len(search.front), trials_finished=pareto["trials_finished"],
          trials_failed=pareto["trials_failed"], constraints=pareto.get("constraints"),
          emptied_by=pareto.get("emptied_by"))
     if not search.front:
         raise _no_front(pareto)
-    t0 = time.perf_counter()
+    times.begin("winners")
     w_spec = job.winners
     winners = _winners_stage(job, data, pick_winners(pareto, w_spec.count, w_spec.min_accuracy_ratio,
                                                      w_spec.max_latency_ms, w_spec.min_speedup), out)
-    done("winners", t0, winners=[dataclasses.asdict(w) for w in winners])
-    t0 = time.perf_counter()
+    times.end(winners=[dataclasses.asdict(w) for w in winners])
+    times.begin("export")
     manifests = _export_stage(job, data, teacher.path, winners, out, reference, linear)
-    done("export", t0, bundles={n: str(_bundle_dir(out, n)) for n in manifests})
-    t0 = time.perf_counter()
+    times.end(bundles={n: str(_bundle_dir(out, n)) for n in manifests})
+    times.begin("compare")
     compare = _compare_stage(job, data, manifests, out, resume)
     judged = _judge(job, winners, compare, compare["rows"]["teacher/fp32"]["validation_accuracy"])
     chosen = judged["winner_name"]
     summary["alternatives"] = judged["alternatives"]
     summary["stages"]["winners"] = {"winners": [dataclasses.asdict(w) for w in winners], "chosen": chosen}
-    done("compare", t0, **compare, chosen=chosen)
-    t0 = time.perf_counter()
+    times.end(**compare, chosen=chosen)
+    times.begin("report")
     _stage(7, "writing report.html")
     summary["teacher"] = compare["rows"]["teacher/fp32"]
     summary["winner"] = {"name": chosen, "bundle": str(_bundle_dir(out, chosen)), **compare["rows"][f"{chosen}/fp32"],
@@ -636,16 +669,16 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(Path("winners") / chosen, target_is_directory=True)
-    summary["total_seconds"] = time.perf_counter() - started
-    summary["total_seconds_all_runs"] = summary["total_seconds"] + sum(earlier.values())
+    summary["total_seconds"] = time.perf_counter() - times.started
+    summary["total_seconds_all_runs"] = times.earlier_total + summary["total_seconds"]
     write_report(out, summary, pareto, manifests)
-    done("report", t0, path=str(out / "report.html"))
+    times.end(path=str(out / "report.html"))
     if job.storage:
         _publish(job, out, list(manifests))
     w = summary["winner"]
     spent = log.format_seconds(summary["total_seconds"])
-    if earlier:
-        spent += f" ({log.format_seconds(summary['total_seconds_all_runs'])} with the stages of the runs before)"
+    if times.earlier:
+        spent += f" ({log.format_seconds(summary['total_seconds_all_runs'])} with the runs before)"
     log.info(f"job done in {spent}: {out / 'report.html'}")
     log.info(f"winner {chosen}: {w['latency_ms_text']:.2f} ms from text to label (fp32), validation "
              f"{w['validation_accuracy']:.4f}, test {w['test_accuracy']:.4f}; {w['speedup_vs_teacher_fp32']:.2f}x "
