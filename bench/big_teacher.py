@@ -26,6 +26,7 @@ The harder data set is the 20 newsgroups with MPNet at 1e-4 (at the job's 5e-5 i
 underfit 20 classes; the reference keeps its own width's rate, 2e-4):
     python bench/big_teacher.py --data builtin:20news --seeds 42,43 --set finetune.lr=1e-4 \
                                 --out runs/bench-big-20news-lr1e-4
+(README's figures: with `--arms transfer,labelled`, the jobs resumed from finished runs.)
 """
 
 from __future__ import annotations
