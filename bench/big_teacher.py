@@ -178,6 +178,7 @@ def main() -> None:
           f"its fp32 speed-up over the teacher {', '.join(f'{x:.2f}x' for x in speedups)}; jobs (all runs) "
           f"{', '.join(str(round(r['job_seconds_all_runs'] / 60)) for r in results)} min", file=sys.stderr)
     print(json.dumps({"bench": "big_teacher", "job": args.job, "data": args.data, "set": args.set,
+                      "arms": sorted(args.arms),
                       "chosen_test_accuracy_mean": chosen, "points_over_direct": gain, "speedup_fp32": speedups,
                       "seeds": results}))
 
