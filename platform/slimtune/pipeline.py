@@ -545,10 +545,11 @@ class _StageTimes:
     def begin(self, stage: str) -> None:
         self.stage, self.t0 = stage, time.perf_counter()
 
-    def end(self, **values) -> None:
-        """The stage begun last is done: its results and its time."""
+    def end(self, job_done: bool = False, **values) -> None:
+        """The stage begun last is done: its results and its time; after the last one, the job's
+        (`total_seconds` only then: a summary that has it is a finished job's)."""
         self.summary["stages"][self.stage] = values
-        self._write(finished=True)
+        self._write(finished=True, job_done=job_done)
 
     def failed(self) -> None:
         """The stage begun last stopped: its time counts over all runs, not as this run's figure. A job
@@ -556,8 +557,10 @@ class _StageTimes:
         if (self.out / "summary.json").exists():
             self._write(finished=False)
 
-    def _write(self, finished: bool) -> None:
+    def _write(self, finished: bool, job_done: bool = False) -> None:
         now, summary = time.perf_counter(), self.summary
+        if job_done:
+            summary["total_seconds"] = now - self.started
         if self.stage is not None:
             if finished:
                 summary["seconds"][self.stage] = now - self.t0
@@ -604,7 +607,10 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
     try:
         return _run_stages(job, data, resume, summary, times)
     except BaseException:  # Ctrl-C too: the stage's time so far is kept for the run that resumes it
-        times.failed()
+        try:
+            times.failed()
+        except Exception as e:  # the error that stopped the job is the one to see
+            log.info(f"could not record the stopped stage's time in {out / 'summary.json'}: {e}")
         raise
 
 
@@ -669,10 +675,8 @@ def _run_stages(job: JobSpec, data, resume: bool, summary: dict, times: _StageTi
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(Path("winners") / chosen, target_is_directory=True)
-    summary["total_seconds"] = time.perf_counter() - times.started
-    summary["total_seconds_all_runs"] = times.earlier_total + summary["total_seconds"]
     write_report(out, summary, pareto, manifests)
-    times.end(path=str(out / "report.html"))
+    times.end(path=str(out / "report.html"), job_done=True)
     if job.storage:
         _publish(job, out, list(manifests))
     w = summary["winner"]
