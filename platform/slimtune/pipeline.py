@@ -605,7 +605,7 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
 
     times = _StageTimes(out, summary, resume)
     try:
-        return _run_stages(job, data, resume, summary, times)
+        return _run_stages(job, data, resume, times)
     except BaseException:  # Ctrl-C too: the stage's time so far is kept for the run that resumes it
         try:
             times.failed()
@@ -614,15 +614,15 @@ def run_job(job: JobSpec, resume: bool = False) -> Result:
         raise
 
 
-def _run_stages(job: JobSpec, data, resume: bool, summary: dict, times: _StageTimes) -> Result:
+def _run_stages(job: JobSpec, data, resume: bool, times: _StageTimes) -> Result:
     from slimtune.report import write_report
 
-    out = Path(job.out)
+    out, summary = Path(job.out), times.summary
     times.begin("teacher")
     teacher = _teacher_stage(job, data, resume)
     times.end(dir=teacher.path, **{k: teacher.metrics.get(k) for k in
-                                              ("accuracy", "f1_macro", "num_parameters", "train_seconds", "train",
-                                               "best_epoch", "stopped_early", "history", "max_length")})
+                                   ("accuracy", "f1_macro", "num_parameters", "train_seconds", "train",
+                                    "best_epoch", "stopped_early", "history", "max_length")})
     summary["data"]["max_length"] = teacher.metrics.get("max_length")
     summary["data"]["truncation"] = teacher.metrics.get("truncation") or data.truncation or "head"
     times.begin("reference")
@@ -644,8 +644,8 @@ def _run_stages(job: JobSpec, data, resume: bool, summary: dict, times: _StageTi
     search = _search_stage(job, data, resume)
     pareto = search.metrics
     times.end(dir=search.path, front_size=len(search.front), trials_finished=pareto["trials_finished"],
-         trials_failed=pareto["trials_failed"], constraints=pareto.get("constraints"),
-         emptied_by=pareto.get("emptied_by"))
+              trials_failed=pareto["trials_failed"], constraints=pareto.get("constraints"),
+              emptied_by=pareto.get("emptied_by"))
     if not search.front:
         raise _no_front(pareto)
     times.begin("winners")

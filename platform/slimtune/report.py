@@ -289,12 +289,12 @@ def write_report(out: Path, summary: dict, pareto: dict, manifests: dict) -> Pat
                       f"points of test accuracy ({ref['test_accuracy']:.4f})"))
     card_html = "".join(f"<div class=card><b>{html.escape(a)}</b><span>{html.escape(b)}</span></div>" for a, b in cards)
     compare = summary["stages"]["compare"]
-    everything = summary.get("seconds_all_runs") or summary["seconds"]
-    if everything != summary["seconds"]:  # a resumed job: what this run took and what the stages cost in all
+    this_run, all_runs = summary["seconds"], summary["seconds_all_runs"]
+    if all_runs != this_run:  # a resumed job: what this run took and what the stages cost in all
         timings = _table(["stage", "seconds, this run", "seconds, all runs"],
-                         [[s, _fmt(summary["seconds"].get(s), 1), _fmt(v, 1)] for s, v in everything.items()])
+                         [[s, _fmt(this_run.get(s), 1), _fmt(v, 1)] for s, v in all_runs.items()])
     else:
-        timings = _table(["stage", "seconds"], [[s, _fmt(v, 1)] for s, v in summary["seconds"].items()])
+        timings = _table(["stage", "seconds"], [[s, _fmt(v, 1)] for s, v in this_run.items()])
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>slimtune report: {html.escape(job['model'])} on {html.escape(job['data']['source'])}</title>
